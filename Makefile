@@ -1,0 +1,28 @@
+# Two commands (see README):  make book  ·  make test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Real data for machines without internet: ../shared/data if it is there.
+SGDTEMP_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export SGDTEMP_DATA
+
+.PHONY: book test install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# Build the whole book (HTML in _build/html) at default fidelity, strictly.
+book: install
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# Library tests, CLI tests, every chapter under nbval at smoke, the strict smoke build.
+test: install
+	$(VENV)/bin/pytest --nbval-lax -v
+
+clean:
+	rm -rf _build .nbval

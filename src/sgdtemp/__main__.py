@@ -1,0 +1,3 @@
+from sgdtemp.cli import main
+
+raise SystemExit(main())

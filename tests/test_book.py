@@ -1,0 +1,53 @@
+"""The whole book builds strictly (-W -n) at smoke fidelity and every chapter's claims hold.
+
+The build executes every chapter (execute_notebooks: force); the executed notebooks
+it leaves in ``_build/jupyter_execute`` carry each chapter's claims in their metadata,
+so checking them costs no extra execution.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from sgdtemp.claims import claims_from_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_chapters():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part["chapters"]]
+    files += [c["file"] for c in toc.get("chapters", [])]
+    return [Path(f).name for f in files]
+
+
+def test_every_chapter_is_in_the_toc():
+    from sgdtemp.chapters import available_chapters
+
+    assert sorted(toc_chapters()) == sorted(available_chapters())
+
+
+@pytest.mark.slow
+def test_strict_build_at_smoke_and_all_claims_hold(tmp_path):
+    env = dict(os.environ, SGDTEMP_FIDELITY="smoke")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    r = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(tmp_path),
+                        "-W", "-n", "--keep-going"], capture_output=True, text=True, env=env,
+                       timeout=1800)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    failing = []
+    for chapter in toc_chapters():
+        nb_path = tmp_path / "_build" / "jupyter_execute" / "book" / f"{chapter}.ipynb"
+        assert nb_path.exists(), f"{chapter} was not executed"
+        claims = claims_from_notebook(nbformat.read(nb_path, as_version=4))
+        if chapter not in ("reproducing",):
+            assert claims, f"{chapter} published no claims"
+        failing += [f"{chapter}:{c['id']}" for c in claims or [] if not c["holds"]]
+    assert not failing, f"claims failing at smoke: {failing}"

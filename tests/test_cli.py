@@ -1,0 +1,70 @@
+"""The command line: help, listing, bad input (one sentence, nothing written), runs."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def sgdtemp(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "sgdtemp", *args], capture_output=True,
+                          text=True, timeout=600, env=env)
+
+
+def test_help_documents_the_commands():
+    r = sgdtemp("--help")
+    assert r.returncode == 0
+    for word in ("run", "params", "list", "sweep", "--fidelity", "SGDTEMP_FIDELITY"):
+        assert word in r.stdout
+
+
+def test_list_and_params():
+    r = sgdtemp("list")
+    assert r.returncode == 0 and "intro" in r.stdout.split()
+    r = sgdtemp("params", "intro")
+    assert r.returncode == 0 and "batch_sizes" in r.stdout
+
+
+BAD = [
+    (["run", "two_minima", "-p", "batch_size", "0"], "batch_size"),
+    (["run", "two_minima", "-p", "lr", "-1"], "lr"),
+    (["run", "two_minima", "-p", "no_such_knob", "1"], "no_such_knob"),
+    (["run", "two_minima", "--fidelity", "ultra"], "fidelity"),
+    (["run", "fokker_planck", "-p", "seed", "-2"], "seed"),
+    (["run", "no_such_chapter"], "chapter"),
+    (["run", "intro", "-p", "batch_sizes", "[0, 4]"], "batch_sizes"),
+    (["run", "intro", "-p", "seed", "1", "-p", "seed", "2"], "seed"),
+]
+
+
+@pytest.mark.parametrize("args, name", BAD)
+def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path, args, name):
+    out = tmp_path / "out"
+    r = sgdtemp(*args, "--out", str(out))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0]
+    assert not out.exists()
+
+
+def test_run_writes_notebook_and_claims(tmp_path):
+    r = sgdtemp("run", "intro", "--fidelity", "smoke", "-p", "seed", "3", "--out", str(tmp_path),
+                "--no-progress", "--strict")
+    assert r.returncode == 0, r.stderr[-2000:]
+    claims = json.loads((tmp_path / "claims.json").read_text())
+    assert claims and all(set(c) == {"id", "statement", "predicted", "measured", "tolerance",
+                                     "holds"} for c in claims)
+    assert (tmp_path / "intro.ipynb").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.json", "intro.ipynb"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", ["fokker_planck", "two_minima"])
+def test_foundation_chapters_hold_at_smoke_with_another_seed(tmp_path, chapter):
+    r = sgdtemp("run", chapter, "--fidelity", "smoke", "-p", "seed", "1", "--out", str(tmp_path),
+                "--no-progress", "--strict")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    claims = json.loads((tmp_path / "claims.json").read_text())
+    assert all(c["holds"] for c in claims)

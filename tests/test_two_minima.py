@@ -1,0 +1,145 @@
+"""Tests of sgdtemp.two_minima: exact L, L', L'', Σ and a small SGD occupancy check."""
+
+import numpy as np
+import pytest
+import torch
+
+from sgdtemp.dynamics import simulate_sgd
+from sgdtemp.fokker_planck import mean_first_passage_time_1d, stationary_density_1d
+from sgdtemp.landscapes import FiniteSumProblem
+from sgdtemp.two_minima import (TwoMinimaProblem, TwoMinimaShape, basin_of,
+                                make_two_minima_data, with_shape)
+
+SHAPE = TwoMinimaShape()
+
+
+def torch_example_losses(theta, x, y, s=SHAPE):
+    """ℓ_i(θ) = V(θ − x_i) + y_i f(θ), written independently in torch (float64)."""
+    u = theta - x
+    v = (0.5 * s.confinement * u ** 2
+         - s.sharp_depth * torch.exp(-(u - s.sharp_center) ** 2 / (2 * s.sharp_width ** 2))
+         - s.wide_depth * torch.exp(-(u - s.wide_center) ** 2 / (2 * s.wide_width ** 2)))
+    f = theta + s.noise_gain * s.sharp_width * np.sqrt(np.pi / 2) * torch.special.erf(
+        (theta - s.sharp_center) / (np.sqrt(2) * s.sharp_width))
+    return v + y * f
+
+
+@pytest.fixture(params=["equal_x", "spread_x"])
+def problem(request):
+    rng = np.random.default_rng(0)
+    n = 300
+    x = np.zeros(n) if request.param == "equal_x" else 0.1 * rng.standard_normal(n)
+    y = 25.0 * rng.standard_normal(n)
+    return TwoMinimaProblem(x, y, SHAPE)
+
+
+def test_loss_and_derivatives_match_autograd(problem):
+    theta = np.linspace(-3, 2, 41)
+    th = torch.tensor(theta[:, None], dtype=torch.float64).expand(-1, problem.n_examples).clone()
+    th.requires_grad_(True)
+    x = torch.tensor(problem.x)
+    y = torch.tensor(problem.y)
+    per = torch_example_losses(th, x, y)  # (G, N): ℓ_i at each grid point
+    (g_per,) = torch.autograd.grad(per.sum(), th, create_graph=True)  # ℓ_i'(θ_g)
+    (h_per,) = torch.autograd.grad(g_per.sum(), th)  # ℓ_i''(θ_g)
+    L = per.mean(1).detach().numpy()
+    dL = g_per.mean(1).detach().numpy()
+    d2L = h_per.mean(1).numpy()
+    sig = g_per.var(1, unbiased=False).detach().numpy()
+    ex = problem.exact_1d(theta)
+    # Same sums in a different order: agreement to rounding (relative 1e-11 of the scale).
+    np.testing.assert_allclose(ex["loss"], L, rtol=0, atol=1e-11 * np.abs(L).max())
+    np.testing.assert_allclose(ex["dloss"], dL, rtol=0, atol=1e-11 * np.abs(g_per.detach().numpy()).max())
+    np.testing.assert_allclose(ex["d2loss"], d2L, rtol=0, atol=1e-11 * np.abs(h_per.numpy()).max())
+    np.testing.assert_allclose(ex["sigma"], sig, rtol=1e-10)
+
+
+def test_sigma_equals_direct_per_example_covariance(problem):
+    theta = np.linspace(-3, 2, 23)[:, None]
+    direct = FiniteSumProblem.noise_covariance(problem, theta)[..., 0, 0]
+    np.testing.assert_allclose(problem.noise_covariance(theta)[..., 0, 0], direct, rtol=1e-10)
+    np.testing.assert_allclose(problem.sigma_1d(theta[:, 0]), direct, rtol=1e-10)
+
+
+def test_fast_paths_equal_base_class(problem):
+    rng = np.random.default_rng(1)
+    theta = rng.normal(size=(50, 1))
+    idx = rng.integers(0, problem.n_examples, size=(50, 7))
+    np.testing.assert_allclose(problem.minibatch_grad(theta, idx),
+                               FiniteSumProblem.minibatch_grad(problem, theta, idx), atol=1e-12)
+    np.testing.assert_allclose(problem.loss(theta), FiniteSumProblem.loss(problem, theta), atol=1e-12)
+    np.testing.assert_allclose(problem.grad(theta), FiniteSumProblem.grad(problem, theta), atol=1e-11)
+    # The Hessian against a central difference of the exact gradient (error O(h²) ≈ 1e-8).
+    h = 1e-5
+    fd = (problem.dloss_1d(theta[:, 0] + h) - problem.dloss_1d(theta[:, 0] - h)) / (2 * h)
+    np.testing.assert_allclose(problem.hessian(theta)[:, 0, 0], fd, atol=1e-6)
+
+
+def test_basins_are_critical_points():
+    data = make_two_minima_data(1000, 1000, 0, 0.6)
+    b = data.train.basins()
+    pts = np.array([b.sharp, b.barrier, b.wide])
+    assert np.all(np.abs(data.train.dloss_1d(pts)) < 1e-10)
+    assert b.curvature["sharp"] > b.curvature["wide"] > 0 > b.curvature["barrier"]
+    assert b.sharp < b.barrier < b.wide
+    assert b.loss["sharp"] < b.loss["wide"] < b.loss["barrier"]
+    assert b.sigma["sharp"] > b.sigma["wide"]  # noise follows curvature
+    assert basin_of(np.array([b.wide]), b.barrier, b.sharp)[0]
+    assert not basin_of(np.array([b.sharp]), b.barrier, b.sharp)[0]
+
+
+def test_data_are_centred_with_training_means_and_shifted():
+    shape = with_shape(SHAPE, x_scale=0.1)
+    data = make_two_minima_data(2000, 3000, 5, 0.6, shape)
+    assert abs(data.train.x.mean()) < 1e-12 and abs(data.train.y.mean()) < 1e-12
+    assert data.test.n_examples == data.test_shifted.n_examples == 3000
+    # Test sets are independent draws: their means differ from zero by sampling only.
+    assert abs(data.test.x.mean()) < 5 * 0.1 * np.sqrt(1 / 2000 + 1 / 3000)
+    assert abs(data.test_shifted.x.mean() - 0.6) < 5 * 0.1 * np.sqrt(1 / 2000 + 1 / 3000)
+    again = make_two_minima_data(2000, 3000, 5, 0.6, shape)
+    np.testing.assert_array_equal(again.test.y, data.test.y)  # seeded
+
+
+def test_bad_inputs_rejected():
+    with pytest.raises(ValueError):
+        TwoMinimaProblem(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError):
+        make_two_minima_data(1, 10, 0)
+
+
+def test_sgd_occupancy_matches_stationary_density():
+    # T = 0.002: the relaxation time (about 1.5 SDE units) is short, so 8 of them cost
+    # ~800 steps. The per-replica time-averaged occupancies are independent, so their
+    # standard error is s/sqrt(R); 4 s.e. gives a false-alarm rate below 1e-4. The
+    # first-order discretisation bias at η k_s ≈ 0.1 is below 0.01 (checked in the
+    # chapter against smaller η) and is included in the bound.
+    data = make_two_minima_data(20000, 10, 0, 0.0)
+    p, b = data.train, data.train.basins()
+    grid = np.linspace(-7, 6, 2000)
+    ex = p.exact_1d(grid)
+    T, B = 0.002, 8
+    lr = T * B
+    D = 0.5 * T * ex["sigma"]
+    tau = 1 / (1 / mean_first_passage_time_1d(grid, ex["dloss"], D, b.sharp, b.wide)
+               + 1 / mean_first_passage_time_1d(grid, ex["dloss"], D, b.wide, b.sharp))
+    dens = stationary_density_1d(grid, ex["dloss"], D)
+    pred = np.trapezoid(np.where(grid > b.barrier, dens, 0), grid)
+    n = int(8 * tau / lr)
+    run = simulate_sgd(p, np.array([b.barrier]), lr, B, n, n_replicas=400, replacement=True,
+                       record_every=max(1, int(0.25 * tau / lr)), burn_in=int(3 * tau / lr), seed=3)
+    occ = basin_of(run.snapshots[..., 0], b.barrier, b.sharp).mean(0)
+    se = occ.std(ddof=1) / np.sqrt(occ.size)
+    assert abs(occ.mean() - pred) < 4 * se + 0.01
+
+
+def test_design_sharp_wins_cold_wide_wins_hot():
+    # The default design: exact stationary masses cross 1/2 between T = 2.5e-4 and 2e-3.
+    data = make_two_minima_data(100000, 10, 0, 0.0)
+    p, b = data.train, data.train.basins()
+    grid = np.linspace(-7, 6, 2000)
+    ex = p.exact_1d(grid)
+    wide = [np.trapezoid(np.where(grid > b.barrier,
+                                  stationary_density_1d(grid, ex["dloss"], 0.5 * T * ex["sigma"]), 0), grid)
+            for T in (0.00025, 0.0005, 0.001, 0.002)]
+    assert wide[0] < 0.2 and wide[-1] > 0.5
+    assert np.all(np.diff(wide) > 0)

@@ -120,8 +120,11 @@ class LogisticRegression(FiniteSumProblem):
     def hessian(self, theta):
         m = self.margins(theta)
         w = _sigmoid(m) * _sigmoid(-m)
-        return (np.einsum("...n,nd,ne->...de", w, self.X, self.X) / self.n_examples
-                + self.l2 * np.eye(self.dim))
+        if w.ndim == 1:  # one θ: a weighted Gram matrix, one BLAS call
+            xtwx = (self.X.T * w) @ self.X
+        else:
+            xtwx = np.einsum("...n,nd,ne->...de", w, self.X, self.X, optimize=True)
+        return xtwx / self.n_examples + self.l2 * np.eye(self.dim)
 
     def error_rate(self, theta: np.ndarray, X: np.ndarray | None = None,
                    labels: np.ndarray | None = None) -> np.ndarray:

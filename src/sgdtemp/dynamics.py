@@ -30,17 +30,20 @@ def minibatch_indices(rng: np.random.Generator, n_examples: int, n_replicas: int
         return rng.integers(0, n_examples, size=(n_replicas, batch_size))
     if batch_size == n_examples:
         return np.broadcast_to(np.arange(n_examples), (n_replicas, n_examples))
-    if batch_size * 8 <= n_examples:
-        # Sparse case: draw with replacement and redraw the rows with a repeat; the
-        # accepted rows are uniform simple random samples (rejection sampling), and
-        # this is far cheaper than ranking all N keys per replica.
+    if batch_size * (batch_size - 1) <= 2 * n_examples:
+        # Sparse case: draw with replacement and redraw the rows with a repeat; accepted
+        # rows are uniform simple random samples (rejection sampling). A row is accepted
+        # with probability ≈ exp(−B(B−1)/2N) ≥ 1/e here, so few rounds are needed, and
+        # this is far cheaper than ranking all N keys per replica. Only redrawn rows are
+        # checked again.
         idx = rng.integers(0, n_examples, size=(n_replicas, batch_size))
+        rows = np.arange(n_replicas)
         while True:
-            s = np.sort(idx, axis=1)
-            bad = np.nonzero((s[:, 1:] == s[:, :-1]).any(axis=1))[0]
-            if bad.size == 0:
+            s = np.sort(idx[rows], axis=1)
+            rows = rows[(s[:, 1:] == s[:, :-1]).any(axis=1)]
+            if rows.size == 0:
                 return idx
-            idx[bad] = rng.integers(0, n_examples, size=(bad.size, batch_size))
+            idx[rows] = rng.integers(0, n_examples, size=(rows.size, batch_size))
     keys = rng.random((n_replicas, n_examples))
     return np.argpartition(keys, batch_size - 1, axis=1)[:, :batch_size]
 

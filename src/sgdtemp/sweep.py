@@ -1,0 +1,470 @@
+"""Sweeps: grids of training runs computed through the results store.
+
+:func:`run_grid` asks the :class:`~sgdtemp.store.ResultsStore` first, computes
+only the configurations it lacks, and stores each result the moment it
+finishes, so a sweep killed midway and started again recomputes only the runs
+that had not finished. Runs execute
+
+* in a local process pool (default; ``spawn`` start method, torch limited to
+  ``cpu_count // n_workers`` threads per worker so workers do not fight for cores),
+* on a Dask distributed cluster when ``executor`` is a scheduler address
+  (``tcp://host:8786``) or a ``distributed.Client``,
+* or in this process (``executor="serial"``; no pickling, easiest to debug).
+
+A run that raises is reported (a warning, ``SweepResults.failures`` and a file
+``<store>/failed/<key>.json`` with the traceback) and the sweep goes on; it is
+retried by the next sweep. A diverged run is a normal result.
+
+``python -m sgdtemp sweep`` (:func:`main`) is the command-line front end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from sgdtemp import store as store_mod
+from sgdtemp.files import atomic_write_json
+from sgdtemp.params import ParameterError
+from sgdtemp.store import ResultsStore, config_key
+
+RunFn = Callable[[dict], dict]
+
+#: Where results go when no store is named: ``$SGDTEMP_RESULTS`` or the user cache.
+RESULTS_ENV = "SGDTEMP_RESULTS"
+
+
+def default_store_dir() -> Path:
+    env = os.environ.get(RESULTS_ENV)
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "sgdtemp" / "results"
+
+
+# ---------------------------------------------------------------- grids
+def grid(**axes: Any) -> list[dict]:
+    """The product of the axes: ``grid(lr=[0.1, 0.2], seed=[0, 1], epochs=3)`` gives four
+    configurations. A list or tuple is an axis, anything else a fixed value; the last
+    axis varies fastest."""
+    names = list(axes)
+    values = [list(v) if isinstance(v, (list, tuple)) else [v] for v in axes.values()]
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+def lr_for(temperature: float, batch_size: int) -> float:
+    """η = T·B, rounded to 12 significant digits so that equal (T, B) always give the
+    same float (and hence the same store key) however T was computed."""
+    return float(f"{temperature * batch_size:.12g}")
+
+
+def temperature_of(config: Mapping[str, Any]) -> float:
+    """T = lr / batch_size of a configuration, rounded like :func:`lr_for`."""
+    return float(f"{config['lr'] / config['batch_size']:.12g}")
+
+
+def temperature_grid(temperatures: Sequence[float], batch_sizes: Sequence[int],
+                     **axes: Any) -> list[dict]:
+    """For each temperature T and each batch size B, the pair (lr = T·B, batch_size = B),
+    crossed with the other ``axes`` as in :func:`grid` (e.g. ``seed=[0, 1]``)."""
+    out = []
+    for T in temperatures:
+        for B in batch_sizes:
+            for rest in grid(**axes):
+                out.append({"lr": lr_for(T, B), "batch_size": int(B), **rest})
+    return out
+
+
+# ---------------------------------------------------------------- execution
+def _limit_threads(n_threads: int | None) -> None:
+    """Cap the BLAS/OpenMP threads of this process (a worker) at ``n_threads``."""
+    if not n_threads:
+        return
+    # torch reads these when it is first imported; set them before that happens.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n_threads)
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if torch.get_num_threads() != n_threads:
+        torch.set_num_threads(n_threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only allowed before the first parallel work; fine to skip
+        pass
+
+
+def _execute(run_fn: RunFn, config: dict, n_threads: int | None = None) -> dict:
+    """Run one configuration where the executor placed it; never raises an Exception
+    (a failure comes back as ``{"ok": False, "error": traceback}``)."""
+    _limit_threads(n_threads)
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        record = run_fn(dict(config))
+    except Exception:
+        return {"ok": False, "error": traceback.format_exc(),
+                "wall_time_s": time.perf_counter() - t0}
+    runtime = store_mod.runtime_provenance()
+    # CPU time of the whole process (all its threads): on a shared machine it says what
+    # the run cost better than the wall time does.
+    runtime["cpu_time_s"] = time.process_time() - c0
+    runtime["torch_threads"] = _torch_threads()
+    return {"ok": True, "record": record, "wall_time_s": time.perf_counter() - t0,
+            "runtime": runtime}
+
+
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")
+    return None if torch is None else torch.get_num_threads()
+
+
+class SweepResults(list):
+    """The records of a grid, in the order of its configurations (``None`` where a run
+    failed), with ``failures`` (key → traceback), ``n_computed`` and ``n_stored``
+    (found in the store before the sweep)."""
+
+    def __init__(self, records: Iterable[Any], failures: dict[str, str], n_computed: int,
+                 n_stored: int):
+        super().__init__(records)
+        self.failures = failures
+        self.n_computed = n_computed
+        self.n_stored = n_stored
+
+
+def _default_run_fn() -> tuple[RunFn, Callable[[dict], dict]]:
+    """``sgdtemp.train.run_training`` without its progress bar, and its normalizer."""
+    from sgdtemp import train
+
+    return (functools.partial(train.run_training, progress=False),
+            lambda config: train.training_config(**config))
+
+
+def _as_store(store: ResultsStore | str | os.PathLike | None) -> ResultsStore:
+    if isinstance(store, ResultsStore):
+        return store
+    return ResultsStore(default_store_dir() if store is None else store)
+
+
+def _failure_path(store: ResultsStore, key: str) -> Path:
+    return store.root / "failed" / f"{key}.json"
+
+
+def run_grid(configs: Iterable[Mapping[str, Any]], run_fn: RunFn | None = None, *,
+             store: ResultsStore | str | os.PathLike | None = None,
+             executor: Any = None, n_workers: int | None = None,
+             normalize: Callable[[dict], dict] | None = None,
+             threads_per_worker: int | None = None, progress: bool = True) -> SweepResults:
+    """Records of every configuration, computing only those the store lacks.
+
+    Parameters
+    ----------
+    configs : the runs (duplicates are computed once).
+    run_fn : ``run_fn(config) -> record`` (picklable for the pool and Dask). Default:
+        ``sgdtemp.train.run_training`` without its progress bar.
+    store : a :class:`ResultsStore` or its folder (default :func:`default_store_dir`).
+    executor : ``None`` or ``"local"`` (process pool), ``"serial"`` (this process), a
+        Dask scheduler address, or a ``distributed.Client``.
+    n_workers : processes of the local pool (default: min(runs to do, CPU count)).
+    normalize : applied to each configuration before it is keyed (fills defaults).
+        Default: ``sgdtemp.train.training_config`` with the default ``run_fn``, else none.
+    threads_per_worker : torch threads per run (default: CPU count // n_workers for the
+        pool, unchanged for Dask and serial).
+    progress : show a tqdm bar over runs.
+
+    Each result is written to the store as soon as its run finishes; on
+    KeyboardInterrupt the runs not yet finished are cancelled and the interrupt
+    re-raised, the finished ones staying stored.
+    """
+    if run_fn is None:
+        run_fn, default_normalize = _default_run_fn()
+        normalize = normalize or default_normalize
+    store = _as_store(store)
+    configs = [dict(normalize(dict(c)) if normalize else c) for c in configs]
+    keys = [config_key(c) for c in configs]
+    todo = store.missing(configs)
+    n_stored = len(dict.fromkeys(keys)) - len(todo)
+    failures: dict[str, str] = {}
+    if todo:
+        git = store_mod.git_state()
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="training runs", unit="run", disable=not progress)
+
+        def finish(config: dict, out: dict) -> None:
+            key = config_key(config)
+            if out.get("ok"):
+                record = out["record"]
+                prov = store_mod.provenance(
+                    wall_time_s=out["wall_time_s"], seed=config.get("seed"),
+                    device=record.get("device", config.get("device")),
+                    runtime=out["runtime"], git=git)
+                store.put(config, record, prov)
+                _failure_path(store, key).unlink(missing_ok=True)
+            else:
+                failures[key] = out["error"]
+                atomic_write_json(_failure_path(store, key), {
+                    "key": key, "config": store_mod.canonical_config(config),
+                    "error": out["error"], "created": store_mod.now_utc()})
+                bar.set_postfix(failed=len(failures))
+            bar.update(1)
+
+        try:
+            _dispatch(todo, run_fn, executor, n_workers, threads_per_worker, finish)
+        finally:
+            bar.close()
+        if failures:
+            first = next(iter(failures.values())).strip().splitlines()[-1]
+            warnings.warn(f"{len(failures)} of {len(todo)} runs failed (first: {first}); "
+                          f"tracebacks are in {store.root / 'failed'}.", stacklevel=2)
+    records = []
+    for c, k in zip(configs, keys):
+        records.append(None if k in failures else store.get(c))
+    return SweepResults(records, failures, len(todo) - len(failures), n_stored)
+
+
+def _dispatch(todo: list[dict], run_fn: RunFn, executor: Any, n_workers: int | None,
+              threads: int | None, finish: Callable[[dict, dict], None]) -> None:
+    if executor == "serial":
+        torch = sys.modules.get("torch")
+        before = torch.get_num_threads() if torch is not None and threads else None
+        try:
+            for c in todo:
+                finish(c, _execute(run_fn, c, threads))
+        finally:
+            if before is not None:  # give this process its thread count back
+                torch.set_num_threads(before)
+    elif executor in (None, "local"):
+        _dispatch_pool(todo, run_fn, n_workers, threads, finish)
+    else:
+        _dispatch_dask(todo, run_fn, executor, threads, finish)
+
+
+def _dispatch_pool(todo, run_fn, n_workers, threads, finish) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    cpus = os.cpu_count() or 1
+    n_workers = max(1, min(n_workers or cpus, len(todo)))
+    threads = threads or max(1, cpus // n_workers)
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_limit_threads, initargs=(threads,))
+    try:
+        futures = {pool.submit(_execute, run_fn, c, threads): c for c in todo}
+        for fut in as_completed(futures):
+            try:
+                out = fut.result()
+            except (Exception, SystemExit):  # the worker died (BrokenProcessPool) or exited
+                out = {"ok": False, "error": traceback.format_exc()}
+            finish(futures[fut], out)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _terminate(pool) -> None:
+    """Stop the pool's worker processes now (they may be mid-run after an interrupt)."""
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
+        if p.is_alive():
+            p.terminate()
+
+
+def _dispatch_dask(todo, run_fn, executor, threads, finish) -> None:
+    import distributed
+
+    own = not isinstance(executor, distributed.Client)
+    client = distributed.Client(executor) if own else executor
+    try:
+        futures = {client.submit(_execute, run_fn, c, threads, pure=False,
+                                 key=f"sgdtemp-run-{config_key(c)[:16]}-{i}"): c
+                   for i, c in enumerate(todo)}
+        try:
+            for fut in distributed.as_completed(list(futures)):
+                try:
+                    out = fut.result()
+                except Exception:  # lost worker, cancelled task, unpicklable result
+                    out = {"ok": False, "error": traceback.format_exc()}
+                finish(futures[fut], out)
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+    finally:
+        if own:
+            client.close()
+
+
+# ---------------------------------------------------------------- command line
+EPILOG = """\
+examples:
+  python -m sgdtemp sweep --preset cifar10_temperature:default --workers 2
+  python -m sgdtemp sweep --preset cifar10_temperature:default --dry-run
+  python -m sgdtemp sweep --temperatures 0.0005 0.002 --batch-sizes 32 64 128 \\
+      --seeds 0 1 --epochs 4 --n-train 5000 --store results/mine
+  python -m sgdtemp sweep --lrs 0.05 0.1 --batch-sizes 64 --scheduler tcp://10.0.0.1:8786
+
+The grid is every temperature T crossed with every batch size B (lr = T·B), or with
+--lrs every lr crossed with every B, crossed with every seed. Each run is validated
+first; a bad value stops the sweep with one sentence before anything is written.
+Results already in the store are not recomputed, so an interrupted sweep resumes
+where it stopped. Exit status: 0 all runs stored, 1 some runs failed, 2 bad input.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one sentence, no usage dump
+        self.exit(2, f"error: {message}.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m sgdtemp sweep", epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Run a grid of training runs through the results store, "
+                            "computing only the runs it lacks.")
+    g = p.add_argument_group("what to run")
+    g.add_argument("--preset", metavar="CHAPTER:FIDELITY",
+                   help="the grid of a chapter at a fidelity, e.g. cifar10_temperature:default; "
+                        "the axis options below then override the chapter's values")
+    g.add_argument("--temperatures", type=float, nargs="+", metavar="T",
+                   help="temperatures T = lr / batch_size (each paired with every batch size)")
+    g.add_argument("--lrs", type=float, nargs="+", metavar="LR",
+                   help="learning rates (instead of --temperatures; crossed with the batch sizes)")
+    g.add_argument("--batch-sizes", type=int, nargs="+", metavar="B", help="batch sizes")
+    g.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default 0)")
+    g.add_argument("--epochs", type=int, help="epochs per run")
+    g.add_argument("--n-train", type=int, help="training examples used (a fixed subset)")
+    g.add_argument("--dataset", help="cifar10 or fashion_mnist")
+    g.add_argument("--model", help="small_cnn, mlp or resnet")
+    g.add_argument("--momentum", type=float, help="SGD momentum (default 0: plain SGD)")
+    g.add_argument("--weight-decay", type=float, help="L2 weight decay")
+    g.add_argument("--device", help="cpu, cuda or auto")
+    g.add_argument("--curvature", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure Hessian trace and top eigenvalue at the end of each run")
+    g.add_argument("--data-dir", help="folder holding the data (default $SGDTEMP_DATA); "
+                                      "not part of a run's key")
+    h = p.add_argument_group("where and how")
+    h.add_argument("--store", metavar="DIR",
+                   help=f"results folder (default: the preset's, else ${RESULTS_ENV} or "
+                        f"~/.cache/sgdtemp/results)")
+    h.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address (tcp://host:port); default: a local process pool")
+    h.add_argument("--workers", type=int, metavar="N",
+                   help="local worker processes (default: the CPU count)")
+    h.add_argument("--dry-run", action="store_true",
+                   help="list the runs missing from the store and exit; compute and write nothing")
+    h.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+# CLI option → configuration key, for the axes given one value per run.
+_FIXED = {"epochs": "epochs", "n_train": "n_train", "dataset": "dataset", "model": "model",
+          "momentum": "momentum", "weight_decay": "weight_decay", "device": "device",
+          "curvature": "curvature", "data_dir": "data_dir"}
+
+
+def _preset_configs(args: argparse.Namespace) -> tuple[list[dict], Path, Any, Any]:
+    """The chapter's normalized runs, its store folder, run function and normalizer."""
+    import importlib
+
+    from sgdtemp.params import FIDELITIES
+
+    chapter, _, fidelity = args.preset.partition(":")
+    try:
+        module = importlib.import_module(f"sgdtemp.presets.{chapter}")
+    except ImportError:
+        module = None
+    if module is None or not hasattr(module, "training_configs"):
+        raise ParameterError(f"--preset must name a chapter with a training grid, such as "
+                             f"cifar10_temperature:default; got {args.preset!r}.")
+    if fidelity and fidelity not in FIDELITIES:
+        raise ParameterError(f"the fidelity in --preset must be one of {', '.join(FIDELITIES)}; "
+                             f"got {fidelity!r}.")
+    if args.seeds is not None or args.lrs is not None:
+        raise ParameterError("--seeds and --lrs cannot be combined with --preset (the chapter "
+                             "sets its own seeds and pairs lr = T·B).")
+    overrides = {name: getattr(args, opt) for opt, name in
+                 [("temperatures", "temperatures"), ("batch_sizes", "batch_sizes"),
+                  ("epochs", "epochs"), ("n_train", "n_train"), ("model", "model"),
+                  ("dataset", "dataset"), ("data_dir", "data_dir"), ("store", "store")]
+                 if getattr(args, opt) is not None}
+    known = set(module.PARAMETERS.names())
+    for name in overrides:
+        if name not in known:
+            raise ParameterError(f"--{name.replace('_', '-')} cannot be used with --preset "
+                                 f"{args.preset} (the chapter has no parameter {name!r}).")
+    cfg = module.PARAMETERS.resolve(fidelity=fidelity or None, **overrides)
+    return (module.training_configs(cfg), Path(cfg["store"]).expanduser(),
+            getattr(module, "record", None), getattr(module, "normalized", None))
+
+
+def _grid_configs(args: argparse.Namespace) -> list[dict]:
+    if (args.temperatures is None) == (args.lrs is None):
+        raise ParameterError("give either --temperatures or --lrs (one of them, not both), "
+                             "or a --preset.")
+    if args.batch_sizes is None:
+        raise ParameterError("--batch-sizes is required (one or more batch sizes).")
+    for B in args.batch_sizes:
+        if B < 1:
+            raise ParameterError(f"batch_size must be a positive integer; got {B}.")
+    fixed = {key: getattr(args, opt) for opt, key in _FIXED.items() if getattr(args, opt) is not None}
+    seeds = args.seeds if args.seeds is not None else [0]
+    if args.temperatures is not None:
+        for T in args.temperatures:
+            if not T > 0:
+                raise ParameterError(f"--temperatures must be positive numbers; got {T:g}.")
+        return temperature_grid(args.temperatures, args.batch_sizes, seed=seeds, **fixed)
+    return grid(lr=args.lrs, batch_size=args.batch_sizes, seed=seeds, **fixed)
+
+
+def _describe(config: Mapping[str, Any]) -> str:
+    keys = ("dataset", "model", "lr", "batch_size", "seed", "epochs", "n_train")
+    return " ".join(f"{k}={config[k]}" for k in keys if k in config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sgdtemp sweep``; returns the exit status (see ``--help``)."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        if args.workers is not None and args.workers < 1:
+            raise ParameterError(f"--workers must be a positive integer; got {args.workers}.")
+        run_fn = normalize = None
+        if args.preset:
+            raw, store_dir, run_fn, normalize = _preset_configs(args)
+        else:
+            raw = _grid_configs(args)
+            store_dir = Path(args.store).expanduser() if args.store else default_store_dir()
+        if run_fn is None:
+            run_fn, normalize = _default_run_fn()
+        # Validate every run before anything is computed or written.
+        configs = [normalize(dict(c)) for c in raw]
+    except ParameterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    store = ResultsStore(store_dir)
+    todo = store.missing(configs)
+    n_unique = len({config_key(c) for c in configs})
+    print(f"{n_unique} runs, {n_unique - len(todo)} already in {store.root}, {len(todo)} to compute")
+    if args.dry_run:
+        for c in todo:
+            print(f"  {config_key(c)[:12]}  {_describe(c)}")
+        return 0
+    if not todo:
+        return 0
+    results = run_grid(configs, run_fn, store=store, executor=args.scheduler,
+                       n_workers=args.workers, progress=not args.no_progress)
+    print(f"computed {results.n_computed} runs, {len(results.failures)} failed")
+    for key, err in results.failures.items():
+        print(f"  failed {key[:12]}: {err.strip().splitlines()[-1]}", file=sys.stderr)
+    return 1 if results.failures else 0
+
+
+__all__ = ["SweepResults", "default_store_dir", "grid", "lr_for", "main", "run_grid",
+           "temperature_grid", "temperature_of"]

@@ -21,8 +21,10 @@ book: install
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 # Library tests, CLI tests, every chapter under nbval at smoke, the strict smoke build.
+# Smoke training results go to a fresh folder, so the tests really train rather than
+# reading what an earlier run left in the cache.
 test: install
-	$(VENV)/bin/pytest --nbval-lax -v
+	SGDTEMP_RESULTS=$$(mktemp -d) $(VENV)/bin/pytest --nbval-lax -v
 
 clean:
 	rm -rf _build .nbval

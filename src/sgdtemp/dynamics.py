@@ -63,6 +63,17 @@ def stochastic_gradient(problem: FiniteSumProblem, theta: np.ndarray, batch_size
     return g
 
 
+def replica_array(theta0: np.ndarray, n_replicas: int | None) -> np.ndarray:
+    """A fresh (R, d) float array of starting points: ``theta0`` (d,) copied to
+    ``n_replicas`` replicas, or a copy of ``theta0`` when it is already (R, d)."""
+    theta0 = np.asarray(theta0, dtype=float)
+    if theta0.ndim == 1:
+        if n_replicas is None:
+            raise ValueError("n_replicas is required when theta0 is one point")
+        return np.tile(theta0, (n_replicas, 1))
+    return theta0.copy()
+
+
 @dataclass
 class SGDRun:
     """Result of :func:`simulate_sgd`.
@@ -90,13 +101,7 @@ def simulate_sgd(problem: FiniteSumProblem, theta0: np.ndarray, lr: float, batch
     """
     if lr <= 0 or batch_size < 1 or batch_size > problem.n_examples or n_steps < 0:
         raise ValueError("need lr > 0, 1 <= batch_size <= n_examples and n_steps >= 0")
-    theta0 = np.asarray(theta0, dtype=float)
-    if theta0.ndim == 1:
-        if n_replicas is None:
-            raise ValueError("n_replicas is required when theta0 is one point")
-        theta = np.tile(theta0, (n_replicas, 1))
-    else:
-        theta = theta0.copy()
+    theta = replica_array(theta0, n_replicas)
     rng = np.random.default_rng(seed)
     diverged = np.zeros(theta.shape[0], dtype=bool)
     snaps, steps = [], []
@@ -138,13 +143,7 @@ def euler_maruyama(drift, diffusion_sqrt, theta0: np.ndarray, dt: float, n_steps
     """
     if dt <= 0 or n_steps < 0:
         raise ValueError("need dt > 0 and n_steps >= 0")
-    theta0 = np.asarray(theta0, dtype=float)
-    if theta0.ndim == 1:
-        if n_replicas is None:
-            raise ValueError("n_replicas is required when theta0 is one point")
-        theta = np.tile(theta0, (n_replicas, 1))
-    else:
-        theta = theta0.copy()
+    theta = replica_array(theta0, n_replicas)
     n_rep, d = theta.shape
     rng = np.random.default_rng(seed)
     sqrt_dt = np.sqrt(dt)

@@ -55,6 +55,8 @@ def test_strict_build_at_smoke_and_all_claims_hold(tmp_path):
         claims = claims_from_notebook(nbformat.read(nb_path, as_version=4))
         if chapter not in ("reproducing",):
             assert claims, f"{chapter} published no claims"
+            html = (tmp_path / "_build" / "html" / "book" / f"{chapter}.html").read_text()
+            assert "_images/" in html, f"{chapter} shows no figure"
         if chapter not in NETWORK_SCALE:
             failing += [f"{chapter}:{c['id']}" for c in claims or [] if not c["holds"]]
     assert not failing, f"claims failing at smoke: {failing}"

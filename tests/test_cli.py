@@ -35,6 +35,11 @@ BAD = [
     (["run", "no_such_chapter"], "chapter"),
     (["run", "intro", "-p", "batch_sizes", "[0, 4]"], "batch_sizes"),
     (["run", "intro", "-p", "seed", "1", "-p", "seed", "2"], "seed"),
+    (["run", "cifar10_temperature", "-p", "dataset", "imagenet"], "dataset"),
+    (["run", "cifar10_temperature", "-p", "temperatures", "[-0.001, 0.001, 0.002]"],
+     "temperatures"),
+    (["run", "cifar10_temperature", "--fidelity", "smoke", "-p", "batch_sizes", "[32, 40000]"],
+     "batch_sizes"),
 ]
 
 
@@ -68,3 +73,15 @@ def test_foundation_chapters_hold_at_smoke_with_another_seed(tmp_path, chapter):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     claims = json.loads((tmp_path / "claims.json").read_text())
     assert all(c["holds"] for c in claims)
+
+
+@pytest.mark.slow
+def test_cifar10_chapter_runs_at_smoke_on_the_cpu(tmp_path):
+    """Issue 3's first acceptance command. Network-scale claims need not hold at smoke
+    (see tests/test_book.py); the chapter must run, train and write its claims."""
+    r = sgdtemp("run", "cifar10_temperature", "--fidelity", "smoke", "-p", "store",
+                str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--no-progress")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    claims = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert len(claims) >= 5
+    assert len(list((tmp_path / "store").glob("*.json"))) >= 18  # it really trained

@@ -253,3 +253,21 @@ def test_real_cifar10_and_load_dataset():
     assert ds.x_shift.shape == ds.x_test.shape and ds.n_classes == 10 and ds.in_channels == 3
     # The channel-first tensor holds the same pixels as the HWC array.
     np.testing.assert_array_equal(ds.x_test[5].permute(1, 2, 0).numpy(), xte[5])
+
+
+def test_failed_download_is_one_sentence(tmp_path, monkeypatch):
+    """Offline, torchvision's download raises URLError; the reader gets DataNotFound."""
+    import urllib.error
+
+    import torchvision
+
+    from sgdtemp.data import DataNotFound, cifar10_arrays
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DataNotFound) as e:
+        cifar10_arrays(tmp_path, download=True)
+    msg = str(e.value)
+    assert "could not be downloaded" in msg and "SGDTEMP_DATA" in msg and "\n" not in msg

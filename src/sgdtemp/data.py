@@ -51,6 +51,18 @@ class DataNotFound(ParameterError):
     """A data set is not in the data folder (and was not to be downloaded)."""
 
 
+def _download(fetch, name: str, root: Path):
+    """Run torchvision's download; a failure (offline, say) becomes one sentence."""
+    try:
+        return fetch()
+    except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError
+        raise DataNotFound(
+            f"{name} is not in {root} and could not be downloaded there ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'no detail'}); offline, set {DATA_ENV} to a "
+            f"folder holding the data set."
+        ) from None
+
+
 # ---------------------------------------------------------------- folders
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The data folder: ``data_dir``, else ``$SGDTEMP_DATA``, else ``~/.cache/sgdtemp/data``."""
@@ -193,8 +205,9 @@ def fashion_mnist_arrays(data_dir: str | os.PathLike | None = None, *,
     if files is None and download:
         import torchvision
 
-        torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
-        torchvision.datasets.FashionMNIST(str(root), train=False, download=True)
+        _download(lambda: (torchvision.datasets.FashionMNIST(str(root), train=True, download=True),
+                           torchvision.datasets.FashionMNIST(str(root), train=False, download=True)),
+                  "Fashion-MNIST", root)
         files = find()
     if files is None:
         raise DataNotFound(
@@ -293,7 +306,7 @@ def cifar10_arrays(data_dir: str | os.PathLike | None = None, *,
         return _cached(_source_key("cifar10-jpeg-dir", [folder]),
                        lambda: _cifar_from_folder(folder))
     if download:
-        _cifar_from_torchvision(root, True)
+        _download(lambda: _cifar_from_torchvision(root, True), "CIFAR-10", root)
         return cifar10_arrays(root)
     raise DataNotFound(
         f"CIFAR-10 was not found in {root} (looked for cifar-10-batches-py, cifar10-jpeg.tar.gz "

@@ -51,6 +51,8 @@ PARAMETERS = ParameterSet(
     params=[
         Param("data_dir", None, optional(text),
               "folder holding cifar10-jpeg.tar.gz or cifar-10-batches-py (None: $SGDTEMP_DATA)"),
+        Param("download", True, one_of(True, False),
+              "fetch the data set into data_dir with torchvision when it is missing (online only)"),
         Param("dataset", "cifar10", one_of("cifar10", "fashion_mnist"), "data set"),
         Param("model", {"smoke": "small_cnn", "default": "small_cnn", "paper": "resnet"},
               one_of("small_cnn", "resnet", "mlp"), "network"),

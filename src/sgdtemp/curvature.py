@@ -68,6 +68,19 @@ def _total(batches: Batches) -> int:
     return sum(len(y) for _, y in batches)
 
 
+def _example_mean(batches: Batches, like: Params,
+                  per_batch: Callable[[torch.Tensor, torch.Tensor], Params]) -> Params:
+    """Σ_b (|b|/n) per_batch(x_b, y_b): a per-batch mean turned into the mean over all n
+    examples (batches may differ in size)."""
+    n = _total(batches)
+    out = {k: torch.zeros_like(p) for k, p in like.items()}
+    for x, y in batches:
+        part = per_batch(x, y)
+        for k in out:
+            out[k] += part[k].detach() * (len(y) / n)
+    return out
+
+
 def _dot(a: Params, b: Params) -> torch.Tensor:
     return sum((a[k].double() * b[k].double()).sum() for k in a)
 
@@ -82,13 +95,7 @@ def loss_gradient(model: torch.nn.Module, loss_fn, batches: Batches) -> Params:
     with _eval_mode(model):
         params, buffers = _split(model)
         f = _batch_loss(model, loss_fn, buffers)
-        n = _total(batches)
-        out = {k: torch.zeros_like(p) for k, p in params.items()}
-        for x, y in batches:
-            g = grad(f)(params, x, y)
-            for k in out:
-                out[k] += g[k] * (len(y) / n)
-        return out
+        return _example_mean(batches, params, lambda x, y: grad(f)(params, x, y))
 
 
 def hessian_vector_product(model: torch.nn.Module, loss_fn, batches: Batches,
@@ -105,20 +112,17 @@ def hessian_vector_product(model: torch.nn.Module, loss_fn, batches: Batches,
     with _eval_mode(model):
         params, buffers = _split(model)
         f = _batch_loss(model, loss_fn, buffers)
-        n = _total(batches)
-        out = {k: torch.zeros_like(p) for k, p in params.items()}
-        for x, y in batches:
+
+        def batch_hvp(x, y):
             if method == "jvp":
-                _, hv = jvp(lambda p: grad(f)(p, x, y), (params,), (v,))
-            else:
-                leaves = {k: p.clone().requires_grad_(True) for k, p in params.items()}
-                with torch.enable_grad():
-                    g = torch.autograd.grad(f(leaves, x, y), list(leaves.values()), create_graph=True)
-                    gv = sum((gi * v[k]).sum() for gi, k in zip(g, leaves))
-                    hv = dict(zip(leaves, torch.autograd.grad(gv, list(leaves.values()))))
-            for k in out:
-                out[k] += hv[k].detach() * (len(y) / n)
-        return out
+                return jvp(lambda p: grad(f)(p, x, y), (params,), (v,))[1]
+            leaves = {k: p.clone().requires_grad_(True) for k, p in params.items()}
+            with torch.enable_grad():
+                g = torch.autograd.grad(f(leaves, x, y), list(leaves.values()), create_graph=True)
+                gv = sum((gi * v[k]).sum() for gi, k in zip(g, leaves))
+                return dict(zip(leaves, torch.autograd.grad(gv, list(leaves.values()))))
+
+        return _example_mean(batches, params, batch_hvp)
 
 
 def _rademacher(like: Params, gen: torch.Generator) -> Params:

@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from sgdtemp.dynamics import replica_array
 from sgdtemp.landscapes import FiniteSumProblem
 from sgdtemp.regression import LinearRegression, LogisticRegression
 
@@ -212,7 +213,7 @@ def shuffled_sgd_epoch(problem: FiniteSumProblem, theta0: np.ndarray, lr: float,
     n_rep, n = orderings.shape
     if n != problem.n_examples or n % batch_size:
         raise ValueError("orderings must be (R, N) with N a multiple of batch_size")
-    theta = np.tile(np.asarray(theta0, dtype=float), (n_rep, 1))
+    theta = replica_array(theta0, n_rep)
     for k in range(n // batch_size):
         idx = orderings[:, k * batch_size:(k + 1) * batch_size]
         theta -= lr * problem.minibatch_grad(theta, idx)

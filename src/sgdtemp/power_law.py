@@ -31,7 +31,7 @@ from scipy.integrate import cumulative_trapezoid
 from scipy.optimize import brentq
 from scipy.special import digamma, gammaln
 
-from sgdtemp.dynamics import stochastic_gradient
+from sgdtemp.dynamics import replica_array, stochastic_gradient
 from sgdtemp.landscapes import FiniteSumProblem
 
 NOISE_MODELS = ("paper", "gaussian", "gibbs")
@@ -249,7 +249,7 @@ def first_passage_steps(problem: FiniteSumProblem, theta0: np.ndarray, lr: float
     loss = problem.loss if loss is None else loss
     thresholds = np.sort(np.asarray(thresholds, dtype=float))
     rng = np.random.default_rng(seed)
-    theta = np.tile(np.asarray(theta0, dtype=float), (n_replicas, 1))
+    theta = replica_array(theta0, n_replicas)
     out = np.full((n_replicas, thresholds.size), np.inf)
     active = np.arange(n_replicas)
     for k in range(1, max_steps + 1):

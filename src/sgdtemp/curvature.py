@@ -13,6 +13,7 @@ targets)`` must return the *mean* loss over its batch (e.g. ``F.cross_entropy``)
   ``torch.func.functional_call`` (or forward-over-reverse, ``torch.func.jvp`` of
   ``torch.func.grad``), exact up to rounding.
 * :func:`hutchinson_trace`: tr H ≈ mean over Rademacher probes v of vᵀHv.
+* :func:`hessian_frobenius_norm`: ‖H‖_F from E‖Hv‖² = ‖H‖_F² over Gaussian probes v.
 * :func:`top_eigenvalue`: the largest eigenvalue of H by Lanczos.
 * :func:`gradient_noise_trace`: tr Σ, Σ = (1/N) Σ_i (∇ℓ_i − ∇L)(∇ℓ_i − ∇L)ᵀ, from
   per-example gradients (``torch.func.vmap`` over ``grad``).
@@ -151,6 +152,34 @@ def hutchinson_trace(model: torch.nn.Module, loss_fn, batches: Batches, n_probes
     s = np.asarray(samples)
     stderr = float(s.std(ddof=1) / math.sqrt(len(s))) if len(s) > 1 else None
     return float(s.mean()), stderr
+
+
+def _gaussian(like: Params, gen: torch.Generator) -> Params:
+    return {k: torch.randn(p.shape, generator=gen, device="cpu", dtype=torch.float32)
+            .to(device=p.device, dtype=p.dtype) for k, p in like.items()}
+
+
+def hessian_frobenius_norm(model: torch.nn.Module, loss_fn, batches: Batches, n_probes: int = 32,
+                           seed: int = 0) -> tuple[float, float | None]:
+    """(‖H‖_F estimate, its standard error) from ``n_probes`` standard Gaussian probes.
+
+    For v ~ N(0, I), E‖Hv‖² = Σ_ij H_ij² = ‖H‖_F² (since E[v vᵀ] = I), and
+    Var‖Hv‖² = 2‖H²‖_F² (Gaussian quartic moments). The mean m of the ‖Hv‖² samples
+    estimates ‖H‖_F² with standard error s/√n_probes (s their sample standard deviation);
+    ‖H‖_F = √m, with the delta-method standard error s/(2√(m·n_probes)) (None for one
+    probe). Units: loss per parameter², like H.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    params, _ = _split(model)
+    samples = []
+    for _ in range(n_probes):
+        hv = hessian_vector_product(model, loss_fn, batches, _gaussian(params, gen))
+        samples.append(float(_dot(hv, hv)))
+    s = np.asarray(samples)
+    norm = math.sqrt(max(float(s.mean()), 0.0))
+    if len(s) < 2 or norm == 0.0:
+        return norm, None
+    return norm, float(s.std(ddof=1) / math.sqrt(len(s)) / (2 * norm))
 
 
 def top_eigenvalue(model: torch.nn.Module, loss_fn, batches: Batches, n_iter: int = 20,

@@ -21,6 +21,9 @@ from torch import nn
 from sgdtemp.params import ParameterError
 
 MODELS = ("small_cnn", "mlp", "resnet")
+#: Models without BatchNorm or other state updated in the forward pass: their runs can share
+#: one vectorized step (``sgdtemp.train.run_trainings``).
+STATELESS_MODELS = ("mlp",)
 
 
 def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
@@ -99,16 +102,22 @@ def resnet(n_classes: int = 10, in_channels: int = 3, width: int = 64) -> nn.Mod
 
 
 def build_model(name: str, n_classes: int = 10, in_channels: int = 3, *,
-                image_size: int = 32, width: int | None = None) -> nn.Module:
+                image_size: int = 32, width: int | None = None,
+                depth: int | None = None) -> nn.Module:
     """The network ``name`` ∈ {"small_cnn", "mlp", "resnet"}; ``width`` None = its default.
 
-    ``image_size`` (side in pixels) only matters for the MLP's input layer. Parameters are
-    initialised from torch's global generator: seed it first for reproducible weights.
+    ``image_size`` (side in pixels) only matters for the MLP's input layer; ``depth`` (hidden
+    layers) only for the MLP (None: 2). Parameters are initialised from torch's global
+    generator: seed it first for reproducible weights.
     """
     kw = {} if width is None else {"width": width}
+    if depth is not None and name != "mlp":
+        raise ParameterError(f"depth applies to the mlp only; got depth={depth!r} for {name!r}.")
     if name == "small_cnn":
         return small_cnn(n_classes, in_channels, **kw)
     if name == "mlp":
+        if depth is not None:
+            kw["depth"] = depth
         return mlp(n_classes, in_channels * image_size * image_size, **kw)
     if name == "resnet":
         return resnet(n_classes, in_channels, **kw)

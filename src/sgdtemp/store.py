@@ -45,6 +45,18 @@ from sgdtemp.files import atomic_write_json
 #: Configuration entries that locate inputs rather than define the run.
 LOCATION_KEYS = frozenset({"data_dir"})
 
+#: Training options added after results were first committed, with their defaults. An entry
+#: holding its default is left out of the key (and of the stored config), so a result
+#: computed before the option existed keeps its key; any other value enters the key as usual.
+#: ``tests`` check these defaults against ``sgdtemp.train.CONFIG_KEYS``.
+KEYED_WHEN_SET: dict[str, Any] = {
+    "depth": None,
+    "schedule": "constant",
+    "cycle_ratio": 5.0,
+    "cycle_epochs": 2.0,
+    "curvature_frobenius": False,
+}
+
 
 class StoreError(RuntimeError):
     """A stored result cannot be read or does not match its configuration."""
@@ -66,10 +78,19 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _at_default(k: str, v: Any) -> bool:
+    if k not in KEYED_WHEN_SET:
+        return False
+    d = KEYED_WHEN_SET[k]
+    return v is None if d is None else (type(v) is type(d) and v == d)
+
+
 def canonical_config(config: Mapping[str, Any]) -> dict:
     """The configuration as it is keyed and stored: plain JSON values, without
-    the location entries of :data:`LOCATION_KEYS`."""
-    return {k: _plain(v) for k, v in config.items() if k not in LOCATION_KEYS}
+    the location entries of :data:`LOCATION_KEYS` and the later options of
+    :data:`KEYED_WHEN_SET` that hold their default."""
+    return {k: _plain(v) for k, v in config.items()
+            if k not in LOCATION_KEYS and not _at_default(k, v)}
 
 
 def canonical_json(config: Mapping[str, Any]) -> str:

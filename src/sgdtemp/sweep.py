@@ -11,9 +11,16 @@ that had not finished. Runs execute
   (``tcp://host:8786``) or a ``distributed.Client``,
 * or in this process (``executor="serial"``; no pickling, easiest to debug).
 
+With the default run function (``sgdtemp.train``), runs that can share a vectorized
+step (same stateless model, data and batch size, :func:`sgdtemp.train.plan_groups`)
+are sent out as groups to :func:`sgdtemp.train.run_trainings`; each run is still
+stored in its own file, with the group's size in its provenance. Groups are cut so
+that every worker gets work (at most ⌈runs / workers⌉ runs, and 16, a group).
+
 A run that raises is reported (a warning, ``SweepResults.failures`` and a file
 ``<store>/failed/<key>.json`` with the traceback) and the sweep goes on; it is
-retried by the next sweep. A diverged run is a normal result.
+retried by the next sweep (a group that raises fails all its runs). A diverged
+run is a normal result.
 
 ``python -m sgdtemp sweep`` (:func:`main`) is the command-line front end.
 """
@@ -102,23 +109,39 @@ def _limit_threads(n_threads: int | None) -> None:
         pass
 
 
-def _execute(run_fn: RunFn, config: dict, n_threads: int | None = None) -> dict:
-    """Run one configuration where the executor placed it; never raises an Exception
-    (a failure comes back as ``{"ok": False, "error": traceback}``)."""
+class OneByOne:
+    """``run_many(configs) -> records`` that calls ``run_fn`` on each (picklable)."""
+
+    def __init__(self, run_fn: RunFn):
+        self.run_fn = run_fn
+
+    def __call__(self, configs: list[dict]) -> list[dict]:
+        return [self.run_fn(dict(c)) for c in configs]
+
+
+def _execute(run_many: Callable[[list[dict]], list[dict]], configs: list[dict],
+             n_threads: int | None = None) -> list[dict]:
+    """Run one unit (one run, or a group trained together) where the executor placed it;
+    never raises an Exception: each run's outcome is ``{"ok": True, "record", ...}`` or
+    ``{"ok": False, "error": traceback}`` (a group that raises fails every run in it).
+    Wall and CPU times are the unit's; ``runtime["group_size"]`` says how many runs shared
+    them."""
     _limit_threads(n_threads)
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        record = run_fn(dict(config))
+        records = run_many([dict(c) for c in configs])
     except Exception:
-        return {"ok": False, "error": traceback.format_exc(),
-                "wall_time_s": time.perf_counter() - t0}
+        err = traceback.format_exc()
+        return [{"ok": False, "error": err, "wall_time_s": time.perf_counter() - t0}
+                for _ in configs]
     runtime = store_mod.runtime_provenance()
     # CPU time of the whole process (all its threads): on a shared machine it says what
     # the run cost better than the wall time does.
     runtime["cpu_time_s"] = time.process_time() - c0
     runtime["torch_threads"] = _torch_threads()
-    return {"ok": True, "record": record, "wall_time_s": time.perf_counter() - t0,
-            "runtime": runtime}
+    runtime["group_size"] = len(configs)
+    wall = time.perf_counter() - t0
+    return [{"ok": True, "record": r, "wall_time_s": wall, "runtime": runtime} for r in records]
 
 
 def _torch_threads() -> int | None:
@@ -145,6 +168,24 @@ def _default_run_fn() -> tuple[RunFn, Callable[[dict], dict]]:
 
     return (functools.partial(train.run_training, progress=False),
             lambda config: train.training_config(**config))
+
+
+def _is_default_run_fn(run_fn: Any) -> bool:
+    from sgdtemp import train
+
+    return isinstance(run_fn, functools.partial) and run_fn.func is train.run_training
+
+
+def _units(todo: list[dict], run_fn: RunFn, n_workers: int) -> tuple[list[list[dict]], Any]:
+    """The runs cut into units of work, and the function that computes a unit."""
+    if not _is_default_run_fn(run_fn):
+        return [[c] for c in todo], OneByOne(run_fn)
+    from sgdtemp import train
+
+    max_group = max(1, min(16, -(-len(todo) // max(1, n_workers))))
+    groups = train.plan_groups(todo, max_group=max_group)
+    return ([[todo[i] for i in g] for g in groups],
+            functools.partial(train.run_trainings, progress=False))
 
 
 def _as_store(store: ResultsStore | str | os.PathLike | None) -> ResultsStore:
@@ -216,8 +257,10 @@ def run_grid(configs: Iterable[Mapping[str, Any]], run_fn: RunFn | None = None, 
                 bar.set_postfix(failed=len(failures))
             bar.update(1)
 
+        workers = (n_workers or os.cpu_count() or 1) if executor in (None, "local") else 1
+        units, run_many = _units(todo, run_fn, workers if executor != "serial" else 1)
         try:
-            _dispatch(todo, run_fn, executor, n_workers, threads_per_worker, finish)
+            _dispatch(units, run_many, executor, n_workers, threads_per_worker, finish)
         finally:
             bar.close()
         if failures:
@@ -230,21 +273,22 @@ def run_grid(configs: Iterable[Mapping[str, Any]], run_fn: RunFn | None = None, 
     return SweepResults(records, failures, len(todo) - len(failures), n_stored)
 
 
-def _dispatch(todo: list[dict], run_fn: RunFn, executor: Any, n_workers: int | None,
+def _dispatch(units: list[list[dict]], run_many, executor: Any, n_workers: int | None,
               threads: int | None, finish: Callable[[dict, dict], None]) -> None:
     if executor == "serial":
         torch = sys.modules.get("torch")
         before = torch.get_num_threads() if torch is not None and threads else None
         try:
-            for c in todo:
-                finish(c, _execute(run_fn, c, threads))
+            for unit in units:
+                for c, out in zip(unit, _execute(run_many, unit, threads)):
+                    finish(c, out)
         finally:
             if before is not None:  # give this process its thread count back
                 torch.set_num_threads(before)
     elif executor in (None, "local"):
-        _dispatch_pool(todo, run_fn, n_workers, threads, finish)
+        _dispatch_pool(units, run_many, n_workers, threads, finish)
     else:
-        _dispatch_dask(todo, run_fn, executor, threads, finish)
+        _dispatch_dask(units, run_many, executor, threads, finish)
 
 
 def _dispatch_pool(todo, run_fn, n_workers, threads, finish) -> None:
@@ -257,13 +301,15 @@ def _dispatch_pool(todo, run_fn, n_workers, threads, finish) -> None:
     pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_limit_threads, initargs=(threads,))
     try:
-        futures = {pool.submit(_execute, run_fn, c, threads): c for c in todo}
+        futures = {pool.submit(_execute, run_fn, unit, threads): unit for unit in todo}
         for fut in as_completed(futures):
+            unit = futures[fut]
             try:
-                out = fut.result()
+                outs = fut.result()
             except (Exception, SystemExit):  # the worker died (BrokenProcessPool) or exited
-                out = {"ok": False, "error": traceback.format_exc()}
-            finish(futures[fut], out)
+                outs = [{"ok": False, "error": traceback.format_exc()}] * len(unit)
+            for c, out in zip(unit, outs):
+                finish(c, out)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         _terminate(pool)
@@ -284,16 +330,18 @@ def _dispatch_dask(todo, run_fn, executor, threads, finish) -> None:
     own = not isinstance(executor, distributed.Client)
     client = distributed.Client(executor) if own else executor
     try:
-        futures = {client.submit(_execute, run_fn, c, threads, pure=False,
-                                 key=f"sgdtemp-run-{config_key(c)[:16]}-{i}"): c
-                   for i, c in enumerate(todo)}
+        futures = {client.submit(_execute, run_fn, unit, threads, pure=False,
+                                 key=f"sgdtemp-run-{config_key(unit[0])[:16]}-{i}"): unit
+                   for i, unit in enumerate(todo)}
         try:
             for fut in distributed.as_completed(list(futures)):
+                unit = futures[fut]
                 try:
-                    out = fut.result()
+                    outs = fut.result()
                 except Exception:  # lost worker, cancelled task, unpicklable result
-                    out = {"ok": False, "error": traceback.format_exc()}
-                finish(futures[fut], out)
+                    outs = [{"ok": False, "error": traceback.format_exc()}] * len(unit)
+                for c, out in zip(unit, outs):
+                    finish(c, out)
         except BaseException:
             client.cancel(list(futures))
             raise

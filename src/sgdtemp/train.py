@@ -41,6 +41,7 @@ from sgdtemp.params import (
 TRAIN_SIZES = {"cifar10": 50_000, "fashion_mnist": 60_000}
 DIVERGENCE_FACTOR = 1e3  # a loss above 1000 × the initial loss counts as divergence
 EVAL_BATCH = 1000
+SCHEDULES = ("constant", "cyclic_lr", "cyclic_batch")
 
 
 def _bool(v: Any) -> str | None:
@@ -76,7 +77,23 @@ CONFIG_KEYS: dict[str, tuple[Any, Any, str]] = {
     "eval_train_examples": (10_000, positive_int, "size of the fixed training subset evaluated each epoch"),
     "eval_test_examples": (None, optional(positive_int),
                            "size of the fixed subset of the (shifted) test set evaluated (None: all)"),
+    # Options added after the first committed results: the store leaves them out of a run's
+    # key while they hold their default (sgdtemp.store.KEYED_WHEN_SET), so old keys stand.
+    "depth": (None, optional(positive_int), "hidden layers of the mlp (None: the model's default, 2)"),
+    "schedule": ("constant", one_of(*SCHEDULES),
+                 "constant η and B, or a cyclic temperature made by cycling η (cyclic_lr) or B "
+                 "(cyclic_batch); lr/batch_size give the hottest point T_max = lr/batch_size"),
+    "cycle_ratio": (5.0, in_range(1.0, 1000.0), "T_max / T_min of a cyclic schedule"),
+    "cycle_epochs": (2.0, in_range(0.01, 1000.0), "period of a cyclic schedule, in epochs"),
+    "curvature_frobenius": (False, _bool,
+                            "with curvature: also ‖H‖_F from curvature_probes Gaussian probes"),
 }
+
+#: Options that may differ between runs trained together in one vectorized group.
+PER_RUN_KEYS = frozenset({
+    "seed", "lr", "momentum", "weight_decay", "label_noise", "curvature", "curvature_examples",
+    "curvature_probes", "curvature_iters", "curvature_frobenius", "gradient_noise",
+})
 
 
 def training_config(**kw: Any) -> dict:
@@ -102,9 +119,59 @@ def training_config(**kw: Any) -> dict:
     n = cfg["n_train"] or n_full
     if cfg["batch_size"] > n:
         raise ParameterError(f"batch_size must be between 1 and n_train = {n}; got {cfg['batch_size']!r}.")
+    for k in ("cycle_ratio", "cycle_epochs"):
+        cfg[k] = float(cfg[k])
+    if cfg["schedule"] == "cyclic_batch" and round(cfg["batch_size"] * cfg["cycle_ratio"]) > n:
+        raise ParameterError(f"batch_size × cycle_ratio (the largest batch of cyclic_batch) must be at "
+                             f"most n_train = {n}; got {cfg['batch_size']} × {cfg['cycle_ratio']:g}.")
+    if cfg["depth"] is not None and cfg["model"] != "mlp":
+        raise ParameterError(f"depth applies to model 'mlp' only; got depth={cfg['depth']!r} "
+                             f"with model {cfg['model']!r}.")
     if cfg["augment"] is None:
         cfg["augment"] = cfg["dataset"] == "cifar10"
     return cfg
+
+
+# ---------------------------------------------------------------- schedules
+def temperature_factor(epochs_elapsed: float, ratio: float, period: float) -> float:
+    """c(e) ∈ [1/ratio, 1]: the cyclic schedule's T(e)/T_max after ``epochs_elapsed`` epochs.
+
+    A triangle wave of period ``period`` epochs, starting cold: c(e) = 1/r + (1 − 1/r)·tri(e/P),
+    tri(x) = 1 − |1 − 2·frac(x)| (0 at the start of a cycle, 1 half-way).
+    """
+    x = epochs_elapsed / period
+    tri = 1.0 - abs(1.0 - 2.0 * (x - math.floor(x)))
+    return 1.0 / ratio + (1.0 - 1.0 / ratio) * tri
+
+
+def step_plan(cfg: dict, n: int) -> list[list[tuple[int, float]]]:
+    """For every epoch, the (batch size B_t, learning-rate factor c_t) of each of its steps.
+
+    ``constant``: ⌊n/B⌋ steps of (B, 1). ``cyclic_lr``: steps of B with η_t = η·c(e_t), so
+    T_t = T_max·c(e_t). ``cyclic_batch``: η fixed, B_t = round(B/c(e_t)), so T_t = η/B_t ≈
+    T_max·c(e_t) (up to rounding B). e_t = epochs elapsed (examples drawn / n) when step t
+    starts; an epoch cuts its permutation into consecutive batches and drops the remainder
+    that is smaller than the next batch, so every step uses exactly B_t examples.
+    """
+    B, E = cfg["batch_size"], cfg["epochs"]
+    if cfg["schedule"] == "constant":
+        return [[(B, 1.0)] * (n // B) for _ in range(E)]
+    ratio, period = cfg["cycle_ratio"], cfg["cycle_epochs"]
+    plan = []
+    for epoch in range(E):
+        steps, seen = [], 0
+        while True:
+            c = temperature_factor(epoch + seen / n, ratio, period)
+            if cfg["schedule"] == "cyclic_lr":
+                b, f = B, c
+            else:
+                b, f = max(1, round(B / c)), 1.0
+            if seen + b > n:
+                break
+            steps.append((b, f))
+            seen += b
+        plan.append(steps)
+    return plan
 
 
 # ---------------------------------------------------------------- batch operations
@@ -227,7 +294,8 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     with torch.random.fork_rng(devices=[]):  # seeded weights, caller's RNG state untouched
         torch.manual_seed(cfg["seed"])
         model = build_model(cfg["model"], data.n_classes, data.in_channels,
-                            image_size=int(data.x_train.shape[-1]), width=cfg["width"])
+                            image_size=int(data.x_train.shape[-1]), width=cfg["width"],
+                            depth=cfg["depth"])
     model = model.to(dev, memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
@@ -239,7 +307,10 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     n, bsz = len(y_train), cfg["batch_size"]
     if bsz > n:
         raise ParameterError(f"batch_size must be between 1 and n_train = {n}; got {bsz!r}.")
-    steps_per_epoch = n // bsz
+    plan = step_plan(cfg, n)
+    scheduled = cfg["schedule"] != "constant"
+    # The η and B each step really used, read back from the optimizer and the batch.
+    trace: dict[str, list] | None = {"lr": [], "batch_size": []} if scheduled else None
     # A fixed training subset for evaluation, the same for every seed of this data.
     eval_idx = torch.from_numpy(np.random.default_rng(12345).permutation(n)[: cfg["eval_train_examples"]])
     eval_idx = eval_idx.to(dev)
@@ -274,15 +345,20 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     check_every = 25 if on_cuda else 1
     diverged_step = None
     train_time, train_images, step = 0.0, 0, 0
-    bar = tqdm(total=cfg["epochs"] * steps_per_epoch, disable=not progress, unit="step",
+    bar = tqdm(total=sum(map(len, plan)), disable=not progress, unit="step",
                desc=f"{cfg['model']} η={cfg['lr']:g} B={bsz}", leave=False)
     model.train()
     for epoch in range(1, cfg["epochs"] + 1):
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=order_gen).to(dev)
         pending: list[torch.Tensor] = []
-        for s in range(steps_per_epoch):
-            idx = perm[s * bsz:(s + 1) * bsz]
+        steps, pos, epoch_images = plan[epoch - 1], 0, 0
+        for s, (b_t, c_t) in enumerate(steps):
+            idx = perm[pos:pos + b_t]
+            pos += b_t
+            if scheduled:
+                for group in opt.param_groups:
+                    group["lr"] = cfg["lr"] * c_t
             xb = x_train[idx]
             if cfg["augment"]:
                 xb = random_crop_flip(xb, 4, aug_gen)
@@ -292,7 +368,7 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             pending.append(loss.detach())
-            if len(pending) == check_every or s == steps_per_epoch - 1:
+            if len(pending) == check_every or s == len(steps) - 1:
                 losses = torch.stack(pending).float().cpu().numpy()
                 bad = np.flatnonzero(~np.isfinite(losses) | (losses > threshold))
                 if bad.size:
@@ -300,12 +376,16 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
                     break
                 pending = []
             opt.step()  # after the check, so a diverged step never updates the weights
+            if trace is not None:
+                trace["lr"].append(opt.param_groups[0]["lr"])
+                trace["batch_size"].append(len(idx))
             step += 1
+            epoch_images += len(idx)
             bar.update(1)
         if on_cuda:
             torch.cuda.synchronize()
         train_time += time.perf_counter() - t0
-        train_images += (s + 1 if diverged_step is None else s) * bsz
+        train_images += epoch_images
         if diverged_step is not None:
             break
         record(epoch)
@@ -326,6 +406,8 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
         "n_parameters": n_params,
         "device": _device_name(dev),
     }
+    if trace is not None:
+        result["schedule_trace"] = trace
     if diverged_step is None and (cfg["curvature"] or cfg["gradient_noise"]):
         result.update(_end_measurements(model, cfg, x_train, y_train, mean, std, fmt))
     return _plain(result)
@@ -349,6 +431,11 @@ def _end_measurements(model, cfg, x_train, y_train, mean, std, fmt) -> dict:
                                   n_iter=cfg["curvature_iters"], seed=cfg["seed"])
         out["curvature"] = {"hessian_trace": tr, "hessian_trace_stderr": se, "top_eigenvalue": top,
                             "n_examples": len(ys)}
+        if cfg["curvature_frobenius"]:
+            fro, fro_se = curv.hessian_frobenius_norm(model, F.cross_entropy, batches,
+                                                      n_probes=cfg["curvature_probes"],
+                                                      seed=cfg["seed"])
+            out["curvature"].update(hessian_frobenius=fro, hessian_frobenius_stderr=fro_se)
     if cfg["gradient_noise"]:
         out["noise"] = {"grad_cov_trace": curv.gradient_noise_trace(model, F.cross_entropy, batches),
                         "n_examples": len(ys)}
@@ -366,3 +453,256 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
+
+
+# ---------------------------------------------------------------- many runs at once
+def group_key(config: dict) -> tuple:
+    """What runs must share to train in one vectorized group: every option outside
+    :data:`PER_RUN_KEYS` (model, width, depth, data, batch size, epochs, schedule, ...)."""
+    return tuple(sorted((k, repr(v)) for k, v in config.items() if k not in PER_RUN_KEYS))
+
+
+def vectorizable(config: dict) -> bool:
+    """Whether this run can share a vectorized step: models without BatchNorm (the mlp).
+
+    BatchNorm models (small_cnn, resnet) run one at a time: their running statistics are
+    updated in place inside the forward pass, which a vmap over stacked runs would have to
+    replicate exactly, buffer by buffer, to keep each run's numbers; we do not risk it.
+    """
+    from sgdtemp.models import STATELESS_MODELS
+
+    return config["model"] in STATELESS_MODELS
+
+
+def plan_groups(configs: list[dict], max_group: int = 16) -> list[list[int]]:
+    """Indices of ``configs`` cut into units of work: vectorizable runs with equal
+    :func:`group_key`, at most ``max_group`` a unit, in order of first appearance; every
+    other run alone."""
+    by_key: dict[tuple, list[int]] = {}
+    units: list[list[int]] = []
+    for i, c in enumerate(configs):
+        if not vectorizable(c):
+            units.append([i])
+            continue
+        by_key.setdefault(group_key(c), []).append(i)
+    for members in by_key.values():
+        units += [members[j:j + max_group] for j in range(0, len(members), max_group)]
+    return sorted(units, key=lambda u: u[0])
+
+
+def run_trainings(configs: list[dict], *, progress: bool = True, max_group: int = 16,
+                  data: Dataset | None = None) -> list[dict]:
+    """The records of ``[run_training(c) for c in configs]``, in the same order, training
+    runs that share everything but their numbers together.
+
+    Runs of a stateless model (the mlp) with equal :func:`group_key` (same model, width,
+    depth, data set and subset, batch size or batch schedule, epochs) form a group of at
+    most ``max_group``. A group stacks its runs' parameters (``torch.func.stack_module_state``)
+    and takes every SGD step for all of them at once with ``vmap(grad(...))``; each run keeps
+    its own initial weights (its seed), its own batch order and augmentation generators, its
+    own labels (label noise) and its own η, momentum and weight decay, so its record equals
+    the one-at-a-time record up to float rounding (batched matrix products sum in another
+    order). A run whose loss diverges is recorded as diverged at that step and leaves the
+    group; the others go on unchanged. Other runs (BatchNorm models) train one at a time.
+    ``data`` may pass a Dataset already loaded for runs without label noise.
+    """
+    cfgs = [training_config(**c) for c in configs]
+    records: list[dict | None] = [None] * len(cfgs)
+    for unit in plan_groups(cfgs, max_group):
+        if len(unit) == 1:
+            records[unit[0]] = run_training(cfgs[unit[0]], progress=progress, data=data)
+            continue
+        dev = _device(cfgs[unit[0]]["device"])
+        with _deterministic(dev.type == "cpu"):
+            for i, rec in zip(unit, _run_group([cfgs[i] for i in unit], dev, progress, data)):
+                records[i] = rec
+    return records  # type: ignore[return-value]
+
+
+def _group_data(cfgs: list[dict], data: Dataset | None) -> tuple[Dataset, list[torch.Tensor]]:
+    """The group's shared images and each run's training labels (label noise is per run)."""
+    first = cfgs[0]
+    by_noise: dict[float, Dataset] = {}
+    for c in cfgs:
+        if c["label_noise"] not in by_noise:
+            if data is not None and c["label_noise"] == data.label_noise:
+                by_noise[c["label_noise"]] = data
+            else:
+                by_noise[c["label_noise"]] = load_dataset(
+                    first["dataset"], first["data_dir"], n_train=first["n_train"],
+                    seed=first["data_seed"], label_noise=c["label_noise"])
+    base = by_noise[cfgs[0]["label_noise"]]
+    return base, [by_noise[c["label_noise"]].y_train for c in cfgs]
+
+
+def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
+               data: Dataset | None) -> list[dict]:
+    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+    from tqdm import tqdm
+
+    first, R = cfgs[0], len(cfgs)
+    data, labels = _group_data(cfgs, data)
+    models = []
+    for c in cfgs:
+        with torch.random.fork_rng(devices=[]):  # the same initial weights as run_training
+            torch.manual_seed(c["seed"])
+            models.append(build_model(c["model"], data.n_classes, data.in_channels,
+                                      image_size=int(data.x_train.shape[-1]), width=c["width"],
+                                      depth=c["depth"]).to(dev))
+    params, _ = stack_module_state(models)
+    params = {k: v.detach().clone() for k, v in params.items()}
+    names = list(params)
+    base = models[0]
+    n_params = sum(p.numel() for p in base.parameters())
+
+    def loss_of(p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(base, p, (x,)).float(), y)
+
+    step_fn = vmap(grad_and_value(loss_of))
+    logits_fn = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
+
+    mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=dev).view(1, -1, 1, 1)
+    x_train = data.x_train.to(dev)
+    y_train = torch.stack(labels).to(dev)  # (R, n)
+    n = x_train.shape[0]
+    plan = step_plan(first, n)
+    scheduled = first["schedule"] != "constant"
+
+    eval_idx = torch.from_numpy(
+        np.random.default_rng(12345).permutation(n)[: first["eval_train_examples"]]).to(dev)
+    n_test = len(data.y_test)
+    k_test = min(first["eval_test_examples"] or n_test, n_test)
+    test_idx = torch.from_numpy(
+        stratified_subset(data.y_test.numpy(), k_test, data.n_classes, 0) if k_test < n_test
+        else np.arange(n_test))
+    # Images shared by all runs; labels per run for the training subset.
+    evalsets = {
+        "train": (x_train[eval_idx], y_train[:, eval_idx]),
+        "test": (data.x_test[test_idx].to(dev), data.y_test[test_idx].to(dev).expand(R, -1)),
+        "shifted_test": (data.x_shift[test_idx].to(dev), data.y_shift[test_idx].to(dev).expand(R, -1)),
+    }
+    metric_names = [f"{s}_{m}" for s in evalsets for m in ("loss", "acc")]
+    curves = [{"epoch": [], **{k: [] for k in metric_names}} for _ in range(R)]
+
+    @torch.no_grad()
+    def record(epoch: int, runs: list[int], p: dict) -> None:
+        for s, (xe, ye) in evalsets.items():
+            loss_sum = torch.zeros(len(runs), dtype=torch.float64, device=dev)
+            correct = torch.zeros(len(runs), dtype=torch.int64, device=dev)
+            for i in range(0, xe.shape[0], EVAL_BATCH):
+                out = logits_fn(p, normalise(xe[i:i + EVAL_BATCH], mean, std)).float()
+                yb = ye[runs][:, i:i + EVAL_BATCH]
+                ce = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none")
+                loss_sum += ce.view(len(runs), -1).sum(1).double()
+                correct += (out.argmax(-1) == yb).sum(1)
+            for j, r in enumerate(runs):
+                curves[r][f"{s}_loss"].append(float(loss_sum[j]) / xe.shape[0])
+                curves[r][f"{s}_acc"].append(int(correct[j]) / xe.shape[0])
+        for r in runs:
+            curves[r]["epoch"].append(epoch)
+
+    active = list(range(R))
+    record(0, active, params)
+    thresholds = torch.tensor([DIVERGENCE_FACTOR * curves[r]["train_loss"][0] for r in range(R)])
+    order_gens = [torch.Generator().manual_seed(c["seed"]) for c in cfgs]
+    aug_gens = [torch.Generator(device=dev).manual_seed(c["seed"] + 1_000_003) for c in cfgs]
+    lr = torch.tensor([c["lr"] for c in cfgs], device=dev)
+    mom = torch.tensor([c["momentum"] for c in cfgs], device=dev)
+    wd = torch.tensor([c["weight_decay"] for c in cfgs], device=dev)
+    use_mom, use_wd = bool((mom > 0).any()), bool((wd > 0).any())
+    bufs = {k: torch.zeros_like(v) for k, v in params.items()} if use_mom else None
+    diverged_step: list[int | None] = [None] * R
+    steps_done, images = [0] * R, [0] * R
+    traces = [{"lr": [], "batch_size": []} for _ in range(R)] if scheduled else None
+    train_time, step = 0.0, 0
+
+    def shape(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return v.view(-1, *([1] * (like.dim() - 1)))
+
+    bar = tqdm(total=sum(map(len, plan)), disable=not progress, unit="step", leave=False,
+               desc=f"{R} × {first['model']} B={first['batch_size']}")
+    for epoch in range(1, first["epochs"] + 1):
+        t0 = time.perf_counter()
+        perms = torch.stack([torch.randperm(n, generator=order_gens[r]) for r in active]).to(dev)
+        pos = 0
+        for b_t, c_t in plan[epoch - 1]:
+            idx = perms[:, pos:pos + b_t]  # (R_active, b_t)
+            pos += b_t
+            if first["augment"]:
+                xb = torch.stack([random_crop_flip(x_train[idx[j]], 4, aug_gens[r])
+                                  for j, r in enumerate(active)])
+            else:
+                xb = x_train[idx]
+            xb = normalise(xb.flatten(0, 1), mean, std).view(*idx.shape, *x_train.shape[1:])
+            yb = torch.gather(y_train[active], 1, idx)
+            grads, losses = step_fn(params, xb, yb)
+            losses = losses.detach().cpu()
+            bad = ~torch.isfinite(losses) | (losses > thresholds[active])
+            if bool(bad.any()):  # these runs stop here, before their update, like run_training
+                keep = (~bad).nonzero().flatten().tolist()
+                for j in bad.nonzero().flatten().tolist():
+                    diverged_step[active[j]] = steps_done[active[j]]
+                active = [active[j] for j in keep]
+                k_idx = torch.tensor(keep, dtype=torch.long, device=dev)
+                params = {k: v[k_idx] for k, v in params.items()}
+                grads = {k: v[k_idx] for k, v in grads.items()}
+                lr, mom, wd = lr[k_idx], mom[k_idx], wd[k_idx]
+                perms = perms[k_idx]
+                if bufs is not None:
+                    bufs = {k: v[k_idx] for k, v in bufs.items()}
+                if not active:
+                    break
+            lr_t = lr * c_t if scheduled else lr
+            with torch.no_grad():
+                for k in names:  # torch.optim.SGD's update, one row per run
+                    g = grads[k]
+                    if use_wd:
+                        g = g + shape(wd, g) * params[k]
+                    if bufs is not None:
+                        bufs[k] = shape(mom, g) * bufs[k] + g
+                        g = bufs[k]
+                    params[k] = params[k] - shape(lr_t, g) * g
+            for j, r in enumerate(active):
+                steps_done[r] += 1
+                images[r] += b_t
+                if traces is not None:
+                    traces[r]["lr"].append(float(cfgs[r]["lr"] * c_t))
+                    traces[r]["batch_size"].append(int(idx.shape[1]))
+            step += 1
+            bar.update(1)
+        train_time += time.perf_counter() - t0
+        if not active:
+            break
+        record(epoch, active, params)
+        bar.set_postfix(runs=len(active))
+    bar.close()
+
+    # Back to one module per run, for the end measurements and the records.
+    final_rows = {r: j for j, r in enumerate(active)}
+    out = []
+    for r, c in enumerate(cfgs):
+        rec: dict[str, Any] = {
+            "config": c,
+            "curves": curves[r],
+            "final": {k: curves[r][k][-1] for k in metric_names},
+            "diverged": diverged_step[r] is not None,
+            "diverged_step": diverged_step[r],
+            "curvature": None,
+            "noise": None,
+            "images_per_second": images[r] / train_time if train_time > 0 else None,
+            "steps": steps_done[r],
+            "n_parameters": n_params,
+            "device": _device_name(dev),
+        }
+        if traces is not None:
+            rec["schedule_trace"] = traces[r]
+        if r in final_rows and (c["curvature"] or c["gradient_noise"]):
+            model = models[r]
+            with torch.no_grad():
+                for k, p in model.named_parameters():
+                    p.copy_(params[k][final_rows[r]])
+            rec.update(_end_measurements(model, c, x_train, y_train[r], mean, std,
+                                         torch.contiguous_format))
+        out.append(_plain(rec))
+    return out

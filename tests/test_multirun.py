@@ -1,0 +1,135 @@
+"""Runs trained together in one vectorized group give the one-at-a-time records."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from sgdtemp.train import plan_groups, run_training, run_trainings, training_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = next((Path(p) for p in (os.environ.get("SGDTEMP_DATA"), REPO.parent / "shared" / "data")
+               if p and Path(p).is_dir()), None)
+needs_shared = pytest.mark.skipif(
+    SHARED is None, reason="real data absent (Fashion-MNIST): set SGDTEMP_DATA or provide ../shared/data")
+
+FMNIST = dict(dataset="fashion_mnist", model="mlp", n_train=2000, batch_size=50, epochs=2,
+              eval_train_examples=1000, eval_test_examples=1000, device="cpu")
+CURVE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "shifted_test_loss",
+              "shifted_test_acc")
+
+
+def max_difference(a: dict, b: dict) -> float:
+    """Largest absolute difference between two records' curves and final metrics."""
+    assert a["curves"]["epoch"] == b["curves"]["epoch"]
+    d = 0.0
+    for k in CURVE_KEYS:
+        assert len(a["curves"][k]) == len(b["curves"][k])
+        d = max(d, *(abs(x - y) for x, y in zip(a["curves"][k], b["curves"][k])))
+        d = max(d, abs(a["final"][k] - b["final"][k]))
+    return d
+
+
+@needs_shared
+def test_a_group_gives_the_one_at_a_time_records_on_fashion_mnist():
+    configs = [dict(FMNIST, seed=s, lr=lr) for s, lr in [(0, 0.05), (1, 0.1), (2, 0.02), (3, 0.2)]]
+    # per-run momentum, weight decay and label noise in the same group
+    configs.append(dict(FMNIST, seed=4, lr=0.1, momentum=0.9, weight_decay=1e-3, label_noise=0.25))
+    assert plan_groups([training_config(**c) for c in configs]) == [[0, 1, 2, 3, 4]]
+    alone = [run_training(c, progress=False) for c in configs]
+    together = run_trainings(configs, progress=False)
+    assert len(together) == len(alone)
+    for a, b in zip(alone, together):
+        assert a["config"] == b["config"]
+        assert a["steps"] == b["steps"] == 2 * (2000 // 50)
+        assert not b["diverged"]
+        assert max_difference(a, b) < 1e-3
+    # it trained: accuracy well above chance (0.1) for the plain runs
+    assert min(r["final"]["test_acc"] for r in together[:4]) > 0.5
+
+
+@needs_shared
+def test_a_diverging_member_leaves_the_others_unchanged():
+    calm = [dict(FMNIST, seed=s, lr=0.05) for s in (0, 1, 2)]
+    wild = dict(FMNIST, seed=7, lr=50.0)  # diverges within a few steps
+    with_wild = run_trainings(calm[:2] + [wild] + calm[2:], progress=False)
+    without = run_trainings(calm, progress=False)
+    alone = run_training(wild, progress=False)
+    r_wild = with_wild[2]
+    assert r_wild["diverged"] and r_wild["diverged_step"] == alone["diverged_step"]
+    assert r_wild["curves"] == alone["curves"] or max_difference(r_wild, alone) < 1e-3
+    for a, b in zip(with_wild[:2] + with_wild[3:], without):
+        assert not a["diverged"] and max_difference(a, b) == 0.0
+
+
+def test_groups_are_cut_by_shared_options_and_size():
+    base = dict(dataset="fashion_mnist", model="mlp", n_train=1000, device="cpu")
+    cfgs = [training_config(**base, seed=s, lr=0.1, batch_size=B) for B in (50, 100) for s in range(5)]
+    cfgs.append(training_config(**{**base, "model": "small_cnn"}, lr=0.1))  # BatchNorm: alone
+    assert plan_groups(cfgs, max_group=3) == [[0, 1, 2], [3, 4], [5, 6, 7], [8, 9], [10]]
+
+
+def synthetic_dataset(n=256, seed=0):
+    """Separable toy images (class c has a bright row 2c): no files needed."""
+    import numpy as np
+    import torch
+
+    from sgdtemp.data import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    x = torch.randint(0, 60, (n, 1, 8, 8), generator=g, dtype=torch.uint8)
+    x[torch.arange(n), 0, 2 * y] = 250
+    return Dataset(name="fashion_mnist", x_train=x, y_train=y, x_test=x[:64], y_test=y[:64],
+                   x_shift=x[64:128], y_shift=y[64:128], n_classes=4, mean=(0.2,), std=(0.3,),
+                   classes=("a", "b", "c", "d"), train_index=np.arange(n))
+
+
+def test_a_group_on_synthetic_data_matches_one_at_a_time():
+    data = synthetic_dataset()
+    base = dict(dataset="fashion_mnist", model="mlp", width=16, n_train=256, batch_size=32,
+                epochs=2, eval_train_examples=128, eval_test_examples=64, device="cpu")
+    configs = [dict(base, seed=s, lr=lr, momentum=m) for s, lr, m in
+               [(0, 0.1, 0.0), (1, 0.3, 0.0), (2, 0.1, 0.5), (3, 0.05, 0.9)]]
+    alone = [run_training(c, progress=False, data=data) for c in configs]
+    together = run_trainings(configs, progress=False, data=data)
+    for a, b in zip(alone, together):
+        assert max_difference(a, b) < 1e-4
+        assert math.isclose(a["final"]["train_loss"], b["final"]["train_loss"], abs_tol=1e-4)
+
+
+@needs_shared
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_a_sweep_stores_grouped_runs_one_file_each_with_the_group_size(tmp_path, executor):
+    import json
+
+    from sgdtemp.store import ResultsStore, config_key
+    from sgdtemp.sweep import run_grid
+
+    small = dict(FMNIST, n_train=500, epochs=1, eval_train_examples=200, eval_test_examples=200)
+    configs = [dict(small, seed=s, lr=0.05 * (1 + s)) for s in range(4)]
+    if executor == "dask":
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster, \
+                Client(cluster) as client:
+            out = run_grid(configs, store=tmp_path, executor=client, progress=False)
+    else:
+        out = run_grid(configs, store=tmp_path, n_workers=2, progress=False)
+    assert out.n_computed == 4 and not out.failures
+    store = ResultsStore(tmp_path)
+    assert len(store) == 4
+    sizes = []
+    for c, rec in zip(configs, out):
+        entry = json.loads(store.path(training_config(**c)).read_text())
+        assert entry["key"] == config_key(training_config(**c))
+        sizes.append(entry["provenance"]["group_size"])
+        alone = run_training(c, progress=False)
+        assert max_difference(alone, rec) < 1e-3
+    # two local workers: two groups of two; one Dask worker: one group of four
+    assert sizes == ([2, 2, 2, 2] if executor == "local" else [4, 4, 4, 4])
+    again = run_grid(configs, store=tmp_path, progress=False)
+    assert again.n_computed == 0 and again.n_stored == 4

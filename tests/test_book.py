@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # SGD steps that fit in a smoke run: there, e.g., curvature still *rises* with T
 # (progressive sharpening). The chapter shows such failures with their reasons; at smoke
 # we check that it runs and publishes its claims, not that they hold.
-NETWORK_SCALE = {"cifar10_temperature"}
+NETWORK_SCALE = {"cifar10_temperature", "three_factors"}
 
 
 def toc_chapters():

@@ -40,6 +40,13 @@ BAD = [
      "temperatures"),
     (["run", "cifar10_temperature", "--fidelity", "smoke", "-p", "batch_sizes", "[32, 40000]"],
      "batch_sizes"),
+    (["run", "three_factors", "-p", "label_noise", "1.5"], "label_noise"),
+    (["run", "three_factors", "-p", "label_noise", "[0.25, 1.5]"], "label_noise"),
+    (["run", "three_factors", "-p", "betas", "[0, 1]"], "betas"),
+    (["run", "three_factors", "-p", "betas", "[2, 4]"], "betas"),
+    (["run", "three_factors", "-p", "seed", "-1"], "seed"),
+    (["run", "three_factors", "--fidelity", "smoke", "-p", "rescale_batch_size", "400"],
+     "rescale_batch_size"),
 ]
 
 
@@ -85,3 +92,18 @@ def test_cifar10_chapter_runs_at_smoke_on_the_cpu(tmp_path):
     claims = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert len(claims) >= 5
     assert len(list((tmp_path / "store").glob("*.json"))) >= 18  # it really trained
+
+
+@pytest.mark.slow
+def test_three_factors_runs_at_smoke_and_really_trains(tmp_path):
+    """Issue 9: the smoke fidelity trains every arm and writes well-formed claims."""
+    r = sgdtemp("run", "three_factors", "--fidelity", "smoke", "-p", "store",
+                str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--no-progress")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    claims = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert len(claims) >= 10
+    assert all({"id", "statement", "predicted", "measured", "tolerance", "holds"} <= set(c)
+               for c in claims)
+    stored = [json.loads(p.read_text()) for p in (tmp_path / "store").glob("*.json")]
+    assert len(stored) >= 28  # every arm trained
+    assert all(e["record"]["steps"] > 0 for e in stored)

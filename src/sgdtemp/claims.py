@@ -1,7 +1,25 @@
 """The claims table that closes every chapter.
 
-A claim is ``{"id", "statement", "predicted", "measured", "tolerance", "holds"}``.
-Tolerances come from statistical error (replicas, seeds), never from tuning.
+A claim is ``{"id", "statement", "predicted", "measured", "tolerance", "holds"}`` plus
+``kind`` and ``expected_rate`` (how often it should hold if the prediction is right).
+
+The tolerance rule, followed by every chapter:
+
+* A tolerance is ``z`` standard errors of the chapter's *own* independent replicas,
+  seeds or subsets (z = 3 for one claim, :func:`sgdtemp.stats.family_z` for a family of
+  k claims tested together), plus only systematic terms that are computed independently
+  of the measured value and named in the claim's statement. A tolerance is never widened
+  until a claim passes, and never includes the distance between the prediction and
+  another prediction that the measurement is known to match.
+* ``expected_rate`` follows from the tolerance: 2Φ(z) − 1 for a two-sided Gaussian
+  comparison (0.9973 at 3 s.e.; a systematic term counted as a bound only raises it),
+  the level of a χ² bound, the power of a one-sided test where its effect is predicted,
+  and 1 for an exact identity. The claims report (appendix ``claims_report``) compares
+  the observed rate over seeds with it.
+* A claim that is an exact identity of the implementation (an enumeration against its
+  closed form, an algebraic invariance checked to rounding) has ``kind = "identity"``:
+  it is a check of the code, not evidence for the theory, and is shown as such.
+* A claim that fails is shown failing, with its measured reason in the chapter's text.
 
 The table is shown as HTML in the notebook and carried, machine-readable, in the
 output's metadata under :data:`METADATA_KEY`; ``python -m sgdtemp run`` reads it
@@ -43,6 +61,12 @@ class Claim:
     measured: Any
     tolerance: Any
     holds: bool
+    kind: str = "statistical"
+    expected_rate: float | None = None
+
+
+#: ``kind`` values: a statistical comparison or decision, or an identity of the code.
+KINDS = ("statistical", "identity")
 
 
 def _fmt(v: Any) -> str:
@@ -67,19 +91,53 @@ class ClaimsTable:
         return claim
 
     def compare(self, id: str, statement: str, predicted: float, measured: float,
-                tolerance: float) -> Claim:
+                tolerance: float, *, expected_rate: float | None = None,
+                kind: str = "statistical") -> Claim:
         """Numerical claim: holds when |measured − predicted| ≤ tolerance."""
         predicted, measured, tolerance = (float(predicted), float(measured), float(tolerance))
         holds = bool(abs(measured - predicted) <= tolerance)
-        return self._add(Claim(id, statement, _jsonable(predicted), _jsonable(measured),
-                               _jsonable(tolerance), holds))
+        return self._add(self._claim(id, statement, predicted, measured, tolerance, holds,
+                                     kind, expected_rate))
+
+    def compare_se(self, id: str, statement: str, predicted: float, measured: float,
+                   se: float, *, z: float = 3.0, systematic: float = 0.0) -> Claim:
+        """Statistical claim by the rule: holds when |measured − predicted| ≤ z·se +
+        systematic, with ``se`` the standard error of ``measured − predicted`` from the
+        chapter's own replicas and ``systematic`` ≥ 0 a bound computed without the
+        measurement (say in the statement what it is). Expected rate 2Φ(z) − 1."""
+        from sgdtemp.stats import two_sided_rate
+
+        if not systematic >= 0:
+            raise ValueError(f"systematic must be a non-negative bound; got {systematic!r}")
+        return self.compare(id, statement, predicted, measured, z * float(se) + systematic,
+                            expected_rate=two_sided_rate(z))
+
+    def check_identity(self, id: str, statement: str, predicted: float, measured: float,
+                       tolerance: float) -> Claim:
+        """An exact identity of the implementation, checked to rounding (``tolerance``):
+        labelled a check of the code, not evidence; expected to hold always."""
+        return self.compare(id, statement, predicted, measured, tolerance,
+                            expected_rate=1.0, kind="identity")
 
     def check(self, id: str, statement: str, predicted: Any, measured: Any,
-              tolerance: Any, holds: bool) -> Claim:
+              tolerance: Any, holds: bool, *, expected_rate: float | None = None,
+              kind: str = "statistical") -> Claim:
         """Any other claim (an order, a sign, a bound); ``holds`` is decided by the caller
-        and ``predicted``/``measured``/``tolerance`` say, in numbers or words, why."""
-        return self._add(Claim(id, statement, _jsonable(predicted), _jsonable(measured),
-                               _jsonable(tolerance), bool(holds)))
+        and ``predicted``/``measured``/``tolerance`` say, in numbers or words, why.
+        ``expected_rate``: how often it holds if the prediction is right (None: not
+        stated, e.g. a one-sided test whose effect size is not predicted)."""
+        return self._add(self._claim(id, statement, predicted, measured, tolerance, holds,
+                                     kind, expected_rate))
+
+    @staticmethod
+    def _claim(id, statement, predicted, measured, tolerance, holds, kind, expected_rate):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        if expected_rate is not None and not 0.0 <= float(expected_rate) <= 1.0:
+            raise ValueError(f"expected_rate must lie in [0, 1]; got {expected_rate!r}")
+        return Claim(id, statement, _jsonable(predicted), _jsonable(measured),
+                     _jsonable(tolerance), bool(holds), kind,
+                     None if expected_rate is None else float(expected_rate))
 
     @property
     def all_hold(self) -> bool:
@@ -93,7 +151,9 @@ class ClaimsTable:
         for c in self.claims:
             mark = "✔ holds" if c.holds else "✘ fails"
             color = "#1b7837" if c.holds else "#b2182b"
-            cells = [c.id, c.statement, _fmt(c.predicted), _fmt(c.measured), _fmt(c.tolerance)]
+            statement = (f"implementation check: {c.statement}" if c.kind == "identity"
+                         else c.statement)
+            cells = [c.id, statement, _fmt(c.predicted), _fmt(c.measured), _fmt(c.tolerance)]
             tds = "".join(f"<td>{html.escape(x)}</td>" for x in cells)
             rows.append(f"<tr>{tds}<td style='color:{color};font-weight:bold'>{mark}</td></tr>")
         head = "".join(f"<th>{h}</th>" for h in
@@ -107,7 +167,8 @@ class ClaimsTable:
         lines = [f"{self.chapter}: {sum(c.holds for c in self.claims)} of "
                  f"{len(self.claims)} claims hold"]
         for c in self.claims:
-            lines.append(f"  [{'ok' if c.holds else 'FAIL'}] {c.id}: predicted "
+            lines.append(f"  [{'ok' if c.holds else 'FAIL'}] {c.id}"
+                         f"{' (implementation check)' if c.kind == 'identity' else ''}: predicted "
                          f"{_fmt(c.predicted)}, measured {_fmt(c.measured)}, "
                          f"tolerance {_fmt(c.tolerance)}")
         return "\n".join(lines)

@@ -90,6 +90,29 @@ def temperature_grid(temperatures: Sequence[float], batch_sizes: Sequence[int],
     return out
 
 
+def grid_cost(configs: Iterable[Mapping[str, Any]], store: ResultsStore | str | os.PathLike,
+              normalize: Callable[[dict], dict] | None = None) -> dict:
+    """What the stored runs of ``configs`` cost, from their provenance: ``cpu_seconds`` (Σ
+    over runs of the unit's CPU time / its group size), ``wall_seconds`` (likewise for wall
+    time, summed: the time one worker would take) and ``n_runs`` found. Runs missing from
+    the store are not counted."""
+    if normalize is None:
+        _, normalize = _default_run_fn()
+    store = _as_store(store)
+    cpu = wall = 0.0
+    n = 0
+    for c in {config_key(normalize(dict(c))): normalize(dict(c)) for c in configs}.values():
+        entry = store.entry(c)
+        if entry is None:
+            continue
+        prov = entry.get("provenance", {})
+        share = 1.0 / float(prov.get("group_size") or 1)
+        cpu += float(prov.get("cpu_time_s") or 0.0) * share
+        wall += float(prov.get("wall_time_s") or 0.0) * share
+        n += 1
+    return {"cpu_seconds": cpu, "wall_seconds": wall, "n_runs": n}
+
+
 # ---------------------------------------------------------------- execution
 def _limit_threads(n_threads: int | None) -> None:
     """Cap the BLAS/OpenMP threads of this process (a worker) at ``n_threads``."""
@@ -514,5 +537,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if results.failures else 0
 
 
-__all__ = ["SweepResults", "default_store_dir", "grid", "lr_for", "main", "run_grid",
+__all__ = ["SweepResults", "default_store_dir", "grid", "grid_cost", "lr_for", "main", "run_grid",
            "temperature_grid", "temperature_of"]

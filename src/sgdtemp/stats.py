@@ -1,0 +1,243 @@
+"""The statistics the claims are judged with.
+
+Every claim of the book compares a measurement with a prediction and a tolerance of
+``z`` standard errors (see :mod:`sgdtemp.claims` for the rule). This module computes
+those standard errors from the chapter's own independent replicas or seeds, and the
+rate at which a claim *should* hold if the prediction is right, so that the claims
+report can tell a claim that fails by bad luck from one that fails too often.
+
+Conventions: ``n`` independent values x_1..x_n (replicas, seeds, subsets); the sample
+standard deviation s uses n − 1; a standard error is the standard deviation of an
+estimate (same units as the estimate). Non-finite values are ignored where said.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import stats as _st
+
+# ------------------------------------------------------------------ means
+
+
+def mean_se(x, axis=None) -> tuple:
+    """Mean x̄ = Σx_i/n and its standard error s/√n, s² = Σ(x_i − x̄)²/(n − 1).
+
+    NaN entries are left out (n counts the finite ones). ``axis`` as in NumPy;
+    returns floats for ``axis=None``, arrays otherwise.
+    """
+    x = np.asarray(x, dtype=float)
+    n = np.sum(np.isfinite(x), axis=axis)
+    m = np.nanmean(x, axis=axis)
+    se = np.nanstd(x, axis=axis, ddof=1) / np.sqrt(n)
+    if axis is None:
+        return float(m), float(se)
+    return m, se
+
+
+def paired_difference(a, b, axis=None) -> tuple:
+    """Mean of the paired differences d_i = a_i − b_i and its standard error s_d/√n.
+
+    Use it when a and b were measured on the same seeds or subsets: the shared part of
+    their errors cancels, which the independent formula √(se_a² + se_b²) ignores.
+    """
+    return mean_se(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), axis=axis)
+
+
+def difference_se(se_a, se_b):
+    """Standard error of a − b for *independent* estimates: √(se_a² + se_b²)."""
+    return np.hypot(se_a, se_b)
+
+
+def weighted_mean(values, se) -> tuple[float, float]:
+    """Inverse-variance weighted mean Σw_i x_i/Σw_i, w_i = 1/se_i², and its standard
+    error 1/√(Σw_i), for independent estimates x_i ± se_i of one quantity."""
+    w = 1.0 / np.asarray(se, dtype=float) ** 2
+    x = np.asarray(values, dtype=float)
+    return float(np.sum(w * x) / np.sum(w)), float(1.0 / np.sqrt(np.sum(w)))
+
+
+def pooled_sd(x, axis=-1) -> float:
+    """Standard deviation within groups, pooled: √(mean over groups of s_g²), each s_g²
+    the (n − 1)-variance along ``axis`` (e.g. seeds) of one group (e.g. one (T, B) pair).
+    Equal group sizes assumed; NaNs ignored."""
+    return float(np.sqrt(np.nanmean(np.nanvar(np.asarray(x, dtype=float), axis=axis, ddof=1))))
+
+
+# ------------------------------------------------------------------ slopes
+
+
+@dataclass(frozen=True)
+class Slope:
+    """A least-squares slope ``slope`` ± ``se`` (units of y per unit of x) and its
+    intercept (``None`` for a fit through the origin)."""
+
+    slope: float
+    se: float
+    intercept: float | None = None
+
+
+def slope_se(x, y, *, sigma=None, groups=None, through_origin: bool = False) -> Slope:
+    """Least-squares slope of y against x with its standard error.
+
+    * ``sigma`` given (the standard error of each y_i): weighted fit, w_i = 1/σ_i²,
+      slope = Σw(x−x̄_w)(y−ȳ_w)/Σw(x−x̄_w)², se = 1/√(Σw(x−x̄_w)²) (known errors);
+      through the origin: slope = Σwxy/Σwx², se = 1/√(Σwx²).
+    * ``groups`` given (a label per point; repeated runs at one x): ordinary fit whose
+      error variance is the *pure error* Σ(y − ȳ_group)²/(n − n_groups), so that a
+      curved mean does not inflate it: se = √(σ̂²/Σ(x−x̄)²).
+    * neither: ordinary fit, σ̂² = Σ residual²/(n − 2) (n − 1 through the origin).
+
+    Non-finite points are dropped.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    keep = np.isfinite(x) & np.isfinite(y)
+    if sigma is not None:
+        w = 1.0 / np.broadcast_to(np.asarray(sigma, dtype=float), x.shape).ravel() ** 2
+        keep &= np.isfinite(w)
+        x, y, w = x[keep], y[keep], w[keep]
+        if through_origin:
+            sxx = np.sum(w * x * x)
+            return Slope(float(np.sum(w * x * y) / sxx), float(1 / np.sqrt(sxx)), None)
+        xm, ym = np.sum(w * x) / w.sum(), np.sum(w * y) / w.sum()
+        sxx = np.sum(w * (x - xm) ** 2)
+        b = float(np.sum(w * (x - xm) * (y - ym)) / sxx)
+        return Slope(b, float(1 / np.sqrt(sxx)), float(ym - b * xm))
+    g = None if groups is None else np.broadcast_to(np.asarray(groups), x.shape).ravel()[keep]
+    x, y = x[keep], y[keep]
+    if through_origin:
+        sxx = x @ x
+        b = float(x @ y / sxx)
+        resid, dof, a = y - b * x, x.size - 1, None
+    else:
+        xc = x - x.mean()
+        sxx = xc @ xc
+        b = float(xc @ (y - y.mean()) / sxx)
+        a = float(y.mean() - b * x.mean())
+        resid, dof = y - a - b * x, x.size - 2
+    if g is not None:
+        labels, inv = np.unique(g, return_inverse=True)
+        means = np.bincount(inv, y) / np.bincount(inv)
+        resid, dof = y - means[inv], x.size - labels.size
+    return Slope(b, float(np.sqrt(resid @ resid / dof / sxx)), a)
+
+
+# ------------------------------------------------------------------ chi-square
+
+
+@dataclass(frozen=True)
+class ChiSquare:
+    """χ² = Σ z_i² against its null distribution χ²_k: ``stat``, ``dof`` k, null mean k
+    and standard deviation √(2k) (``null_sd``), the quantile ``bound`` at ``level`` and
+    the p-value P(χ²_k ≥ stat)."""
+
+    stat: float
+    dof: int
+    bound: float
+    level: float
+
+    @property
+    def null_sd(self) -> float:
+        return float(np.sqrt(2 * self.dof))
+
+    @property
+    def p_value(self) -> float:
+        return float(_st.chi2.sf(self.stat, self.dof))
+
+    @property
+    def holds(self) -> bool:
+        return self.stat <= self.bound
+
+
+def chi_square(z, level: float = 0.997) -> ChiSquare:
+    """χ² = Σ z_i² of k independent standard scores z_i = (measured − predicted)/se.
+
+    Under the prediction χ² follows χ²_k (mean k, s.d. √(2k)); ``bound`` is its
+    ``level`` quantile, so the claim "χ² ≤ bound" holds with probability ``level``.
+    """
+    z = np.asarray(z, dtype=float).ravel()
+    return ChiSquare(float(np.sum(z**2)), int(z.size), float(_st.chi2.ppf(level, z.size)),
+                     float(level))
+
+
+def pearson_chi_square(counts, expected) -> ChiSquare:
+    """Pearson's X² = Σ_b (O_b − E_b)²/E_b of K bins against the expected counts E_b.
+
+    For n independent draws from the hypothesised law X² is approximately χ²_{K−1}
+    (mean K − 1, s.d. √(2(K − 1))). ``bound`` is the 3-s.d. value K − 1 + 3√(2(K−1))
+    (``level`` its χ² probability), the bound the book's histogram claims use.
+    """
+    o = np.asarray(counts, dtype=float)
+    e = np.asarray(expected, dtype=float)
+    k = o.size - 1
+    bound = k + 3 * np.sqrt(2 * k)
+    return ChiSquare(float(np.sum((o - e) ** 2 / e)), int(k), float(bound),
+                     float(_st.chi2.cdf(bound, k)))
+
+
+# ------------------------------------------------------------------ bootstrap
+
+
+def bootstrap(x, statistic: Callable[[np.ndarray], float] = np.mean, n_boot: int = 1000,
+              rng: np.random.Generator | int = 0) -> tuple[float, np.ndarray]:
+    """Bootstrap standard error of ``statistic`` over the first axis of ``x`` (the
+    independent units: replicas, seeds, subsets), and the replicates.
+
+    Each replicate recomputes the statistic on n units drawn with replacement; the
+    standard deviation of the replicates (n − 1) estimates the statistic's standard error.
+    """
+    x = np.asarray(x)
+    rng = np.random.default_rng(rng)
+    n = x.shape[0]
+    reps = np.array([statistic(x[rng.integers(0, n, n)]) for _ in range(n_boot)], dtype=float)
+    return float(np.std(reps, ddof=1)), reps
+
+
+# ------------------------------------------------------------------ tolerances and rates
+
+#: The standard score of a single claim's tolerance: 3 standard errors.
+Z_CLAIM = 3.0
+
+
+def two_sided_rate(z: float = Z_CLAIM, bias: float = 0.0) -> float:
+    """P(|Z + bias| ≤ z), Z ~ N(0, 1) = Φ(z − bias) − Φ(−z − bias).
+
+    The rate at which a claim "|measured − predicted| ≤ z·se" holds when the estimate is
+    Gaussian with standard error se and a known systematic offset ``bias`` (in units of
+    se). With no bias and z = 3: 0.9973.
+    """
+    return float(_st.norm.cdf(z - bias) - _st.norm.cdf(-z - bias))
+
+
+def one_sided_rate(z: float = Z_CLAIM, effect: float = 0.0) -> float:
+    """P(Z + effect > z) = Φ(effect − z): the rate at which "measured > z·se" holds
+    when the true value is ``effect`` standard errors above zero (the power of a
+    one-sided z test). With effect = 0 it is the false-positive rate."""
+    return float(_st.norm.cdf(effect - z))
+
+
+def family_z(k: int, z: float = Z_CLAIM) -> float:
+    """The score z_k for each of k two-sided claims such that the family fails by chance
+    no more often than one z-score claim (Bonferroni):
+    2Φ(−z_k) = 2Φ(−z)/k, i.e. z_k = Φ⁻¹(1 − Φ(−z)/k). k = 1 gives z; z = 3, k = 7: 3.55."""
+    if k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    return float(_st.norm.isf(_st.norm.sf(z) / k))
+
+
+def binomial_below(n_hold: int, n: int, rate: float) -> float:
+    """One-sided binomial p-value P(X ≤ n_hold), X ~ Binomial(n, rate): how surprising it
+    is that a claim with expected rate ``rate`` held only n_hold times in n runs."""
+    return float(_st.binom.cdf(n_hold, n, rate))
+
+
+def chi_square_power(bound: float, dof: int, noncentrality: float) -> float:
+    """P(X² > bound) when X² is noncentral χ²_dof with noncentrality λ: the rate at which
+    a wrong law q is rejected by Pearson's test of n draws from p, λ = n Σ_b (p_b − q_b)²/q_b.
+    λ = 0 gives the false-rejection rate of the bound."""
+    if noncentrality <= 0:
+        return float(_st.chi2.sf(bound, dof))
+    return float(_st.ncx2.sf(bound, dof, noncentrality))

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+
+from sgdtemp import stats
+
+
+def test_mean_se_formula_and_nans():
+    x = np.array([1.0, 2.0, 4.0, np.nan])
+    m, se = stats.mean_se(x)
+    assert m == pytest.approx(7 / 3)
+    assert se == pytest.approx(np.std([1, 2, 4], ddof=1) / np.sqrt(3))
+    m2, se2 = stats.mean_se(np.array([[1.0, 3.0], [2.0, 6.0]]), axis=0)
+    assert np.allclose(m2, [1.5, 4.5]) and np.allclose(se2, [0.5, 1.5])
+
+
+def test_paired_difference_removes_shared_noise():
+    rng = np.random.default_rng(0)
+    shared = rng.standard_normal(200) * 10
+    a = shared + 1.0 + 0.1 * rng.standard_normal(200)
+    b = shared + 0.1 * rng.standard_normal(200)
+    d, se = stats.paired_difference(a, b)
+    assert abs(d - 1.0) < 4 * se and se < 0.02
+    assert stats.difference_se(stats.mean_se(a)[1], stats.mean_se(b)[1]) > 20 * se
+
+
+def test_weighted_mean_and_pooled_sd():
+    m, se = stats.weighted_mean([1.0, 3.0], [1.0, 1.0])
+    assert m == 2.0 and se == pytest.approx(1 / np.sqrt(2))
+    m, _ = stats.weighted_mean([1.0, 3.0], [1.0, np.inf])
+    assert m == 1.0
+    a = np.array([[0.0, 2.0], [10.0, 14.0]])  # group variances 2 and 8
+    assert stats.pooled_sd(a, axis=1) == pytest.approx(np.sqrt(5))
+
+
+@pytest.mark.parametrize("kind", ["ordinary", "weighted", "groups", "origin"])
+def test_slope_standard_error_has_its_coverage(kind):
+    """Over many synthetic data sets the slope's scatter equals its stated s.e."""
+    rng = np.random.default_rng(1)
+    x = np.repeat(np.linspace(0, 1, 6), 4)
+    sig = 0.1 + 0.2 * x
+    slopes, ses = [], []
+    for _ in range(2000):
+        y = (0.0 if kind == "origin" else 1.0) + 2.0 * x + sig * rng.standard_normal(x.size)
+        if kind == "ordinary":
+            y = 1.0 + 2.0 * x + 0.2 * rng.standard_normal(x.size)
+            f = stats.slope_se(x, y)
+        elif kind == "weighted":
+            f = stats.slope_se(x, y, sigma=sig)
+        elif kind == "groups":
+            y = 1.0 + 2.0 * x + 0.2 * rng.standard_normal(x.size)
+            f = stats.slope_se(x, y, groups=x)
+        else:
+            f = stats.slope_se(x, y, sigma=sig, through_origin=True)
+        slopes.append(f.slope)
+        ses.append(f.se)
+    slopes, ses = np.array(slopes), np.array(ses)
+    assert abs(slopes.mean() - 2.0) < 4 * slopes.std() / np.sqrt(slopes.size)
+    assert np.mean(ses) == pytest.approx(slopes.std(), rel=0.06)
+    z = np.abs(slopes - 2.0) / ses
+    assert np.mean(z < 3) > 0.985  # t with ≥ 18 dof: 0.992
+
+
+def test_slope_pure_error_ignores_curvature_of_the_mean():
+    x = np.repeat([0.0, 1.0, 2.0], 3)
+    y = x**2 + np.tile([-0.1, 0.0, 0.1], 3)
+    pure = stats.slope_se(x, y, groups=x)
+    resid = stats.slope_se(x, y)
+    assert pure.slope == pytest.approx(2.0) and pure.se < resid.se / 5
+
+
+def test_chi_square_bound_and_rate():
+    rng = np.random.default_rng(2)
+    held = [stats.chi_square(rng.standard_normal(5), level=0.99).holds for _ in range(4000)]
+    assert np.mean(held) == pytest.approx(0.99, abs=0.006)
+    c = stats.chi_square([3.0, 4.0])
+    assert c.stat == 25.0 and c.dof == 2 and c.null_sd == 2.0 and c.p_value < 1e-5
+
+
+def test_pearson_chi_square_null():
+    rng = np.random.default_rng(3)
+    K, n = 20, 5000
+    stat = [stats.pearson_chi_square(np.bincount(rng.integers(0, K, n), minlength=K),
+                                     np.full(K, n / K)).stat for _ in range(500)]
+    assert np.mean(stat) == pytest.approx(K - 1, rel=0.05)
+    assert np.std(stat) == pytest.approx(np.sqrt(2 * (K - 1)), rel=0.15)
+
+
+def test_bootstrap_se_of_a_mean():
+    x = np.random.default_rng(4).standard_normal(400)
+    se, reps = stats.bootstrap(x, np.mean, n_boot=2000, rng=5)
+    assert reps.shape == (2000,)
+    assert se == pytest.approx(x.std(ddof=1) / 20, rel=0.1)
+
+
+def test_rates_and_family_tolerance():
+    assert stats.two_sided_rate(3.0) == pytest.approx(0.99730, abs=1e-5)
+    assert stats.two_sided_rate(3.0, bias=3.0) == pytest.approx(0.5, abs=1e-3)
+    assert stats.one_sided_rate(3.0, effect=3.0) == pytest.approx(0.5)
+    assert stats.family_z(1) == pytest.approx(3.0)
+    assert stats.family_z(7) == pytest.approx(3.55, abs=0.01)
+    # the family of k claims at family_z fails as often as one 3-s.e. claim
+    k = 10
+    assert 1 - stats.two_sided_rate(stats.family_z(k)) ** k == pytest.approx(
+        1 - stats.two_sided_rate(3.0), rel=0.01)
+    with pytest.raises(ValueError):
+        stats.family_z(0)
+
+
+def test_binomial_below():
+    assert stats.binomial_below(5, 5, 0.997) == 1.0
+    assert stats.binomial_below(3, 5, 0.997) < 1e-3
+    assert stats.binomial_below(4, 5, 0.5) == pytest.approx(31 / 32)
+
+
+def test_chi_square_power_matches_simulation():
+    rng = np.random.default_rng(6)
+    K, n = 10, 2000
+    p = np.full(K, 1 / K)
+    q = p * (1 + 0.15 * np.linspace(-1, 1, K))
+    q /= q.sum()
+    bound = K - 1 + 3 * np.sqrt(2 * (K - 1))
+    lam = n * np.sum((p - q) ** 2 / q)
+    rate = stats.chi_square_power(bound, K - 1, lam)
+    sim = np.mean([stats.pearson_chi_square(np.bincount(rng.integers(0, K, n), minlength=K),
+                                            n * q).stat > bound for _ in range(2000)])
+    assert 0.2 < rate < 0.95 and sim == pytest.approx(rate, abs=0.05)
+    assert stats.chi_square_power(bound, K - 1, 0.0) < 0.01

@@ -103,7 +103,7 @@ def test_later_options_keep_old_keys_at_their_defaults_and_change_them_otherwise
     old = {k: v for k, v in cfg.items() if k not in KEYED_WHEN_SET}
     assert config_key(cfg) == config_key(old)
     changes = dict(depth=3, schedule="cyclic_lr", cycle_ratio=2.0, cycle_epochs=1.0,
-                   curvature_frobenius=True)
+                   curvature_frobenius=True, grad_penalty=0.01, enhance_alpha=0.5)
     assert set(changes) == set(KEYED_WHEN_SET)
     for k, v in changes.items():
         assert config_key({**cfg, k: v}) != config_key(cfg), k
@@ -202,3 +202,19 @@ def test_breaking_point_and_value_at_level():
     assert breaking_point([1, 2], [[0, 1, 2], [0.1, 0.9, 2.1]]).beta_star is None
     assert value_at_level([0.1, 0.5, 0.9], [1.0, 2.0, 3.0], 0.7) == pytest.approx(2.5)
     assert math.isnan(value_at_level([0.1, 0.2], [1.0, 2.0], 0.7))
+
+
+@pytest.mark.parametrize("extra", [
+    [dict(grad_penalty=0.0), dict(grad_penalty=0.05), dict(grad_penalty=0.2), dict(grad_penalty=0.05, momentum=0.5)],
+    [dict(enhance_alpha=0.5), dict(enhance_alpha=1.0), dict(enhance_alpha=2.0), dict(enhance_alpha=1.0, weight_decay=0.01)],
+])
+def test_grouped_regularized_and_enhanced_runs_match_one_at_a_time(extra):
+    data = synthetic_dataset()
+    configs = [dict(SYN, lr=0.1, batch_size=16, seed=s, **e) for s, e in enumerate(extra)]
+    alone = [run_training(c, progress=False, data=data) for c in configs]
+    together = run_trainings(configs, progress=False, data=data)
+    for a, b in zip(alone, together):
+        assert a["steps"] == b["steps"]
+        assert max_difference(a, b) < 1e-4
+    if "enhance_alpha" in extra[0]:
+        assert alone[0]["steps"] == 3 * (256 // 32)  # two batches of 16 a step

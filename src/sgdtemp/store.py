@@ -55,6 +55,8 @@ KEYED_WHEN_SET: dict[str, Any] = {
     "cycle_ratio": 5.0,
     "cycle_epochs": 2.0,
     "curvature_frobenius": False,
+    "grad_penalty": 0.0,
+    "enhance_alpha": 0.0,
 }
 
 

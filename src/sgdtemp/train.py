@@ -87,12 +87,19 @@ CONFIG_KEYS: dict[str, tuple[Any, Any, str]] = {
     "cycle_epochs": (2.0, in_range(0.01, 1000.0), "period of a cyclic schedule, in epochs"),
     "curvature_frobenius": (False, _bool,
                             "with curvature: also ‖H‖_F from curvature_probes Gaussian probes"),
+    "grad_penalty": (0.0, non_negative,
+                     "λ of the explicit regularizer: each step descends L̂_B + λ‖∇L̂_B‖² "
+                     "(Smith et al.'s implicit regularizer has λ = η/4)"),
+    "enhance_alpha": (0.0, non_negative,
+                      "noise enhancement α: each step uses two disjoint batches of B and "
+                      "ĝ = (1+α)ĝ₁ − αĝ₂ (B_eff = B/(1+2α+2α²)); 0: plain SGD"),
 }
 
 #: Options that may differ between runs trained together in one vectorized group.
 PER_RUN_KEYS = frozenset({
     "seed", "lr", "momentum", "weight_decay", "label_noise", "curvature", "curvature_examples",
     "curvature_probes", "curvature_iters", "curvature_frobenius", "gradient_noise",
+    "grad_penalty", "enhance_alpha",
 })
 
 
@@ -119,8 +126,14 @@ def training_config(**kw: Any) -> dict:
     n = cfg["n_train"] or n_full
     if cfg["batch_size"] > n:
         raise ParameterError(f"batch_size must be between 1 and n_train = {n}; got {cfg['batch_size']!r}.")
-    for k in ("cycle_ratio", "cycle_epochs"):
+    for k in ("cycle_ratio", "cycle_epochs", "grad_penalty", "enhance_alpha"):
         cfg[k] = float(cfg[k])
+    if cfg["enhance_alpha"] > 0 and (cfg["grad_penalty"] > 0 or cfg["schedule"] != "constant"):
+        raise ParameterError("enhance_alpha must be 0 when grad_penalty is set or a schedule is "
+                             f"used (the two are not combined); got enhance_alpha={cfg['enhance_alpha']:g}.")
+    if cfg["enhance_alpha"] > 0 and 2 * cfg["batch_size"] > n:
+        raise ParameterError(f"batch_size must be at most n_train/2 = {n // 2} with noise enhancement "
+                             f"(two batches a step); got {cfg['batch_size']!r}.")
     if cfg["schedule"] == "cyclic_batch" and round(cfg["batch_size"] * cfg["cycle_ratio"]) > n:
         raise ParameterError(f"batch_size × cycle_ratio (the largest batch of cyclic_batch) must be at "
                              f"most n_train = {n}; got {cfg['batch_size']} × {cfg['cycle_ratio']:g}.")
@@ -147,7 +160,8 @@ def temperature_factor(epochs_elapsed: float, ratio: float, period: float) -> fl
 def step_plan(cfg: dict, n: int) -> list[list[tuple[int, float]]]:
     """For every epoch, the (batch size B_t, learning-rate factor c_t) of each of its steps.
 
-    ``constant``: ⌊n/B⌋ steps of (B, 1). ``cyclic_lr``: steps of B with η_t = η·c(e_t), so
+    ``constant``: ⌊n/B⌋ steps of (B, 1) (⌊n/2B⌋ with noise enhancement, whose steps each
+    use two batches of B). ``cyclic_lr``: steps of B with η_t = η·c(e_t), so
     T_t = T_max·c(e_t). ``cyclic_batch``: η fixed, B_t = round(B/c(e_t)), so T_t = η/B_t ≈
     T_max·c(e_t) (up to rounding B). e_t = epochs elapsed (examples drawn / n) when step t
     starts; an epoch cuts its permutation into consecutive batches and drops the remainder
@@ -155,7 +169,9 @@ def step_plan(cfg: dict, n: int) -> list[list[tuple[int, float]]]:
     """
     B, E = cfg["batch_size"], cfg["epochs"]
     if cfg["schedule"] == "constant":
-        return [[(B, 1.0)] * (n // B) for _ in range(E)]
+        # noise enhancement draws two disjoint batches of B a step
+        per_step = 2 * B if cfg.get("enhance_alpha", 0.0) > 0 else B
+        return [[(B, 1.0)] * (n // per_step) for _ in range(E)]
     ratio, period = cfg["cycle_ratio"], cfg["cycle_epochs"]
     plan = []
     for epoch in range(E):
@@ -311,6 +327,8 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     scheduled = cfg["schedule"] != "constant"
     # The η and B each step really used, read back from the optimizer and the batch.
     trace: dict[str, list] | None = {"lr": [], "batch_size": []} if scheduled else None
+    alpha, penalty = cfg["enhance_alpha"], cfg["grad_penalty"]
+    params = [p for p in model.parameters() if p.requires_grad]
     # A fixed training subset for evaluation, the same for every seed of this data.
     eval_idx = torch.from_numpy(np.random.default_rng(12345).permutation(n)[: cfg["eval_train_examples"]])
     eval_idx = eval_idx.to(dev)
@@ -341,6 +359,16 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     # Batch order and augmentation draw from their own generators, seeded by the run seed.
     order_gen = torch.Generator().manual_seed(cfg["seed"])
     aug_gen = torch.Generator(device=dev).manual_seed(cfg["seed"] + 1_000_003)
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the (augmented) batch ``idx``."""
+        xb = x_train[idx]
+        if cfg["augment"]:
+            xb = random_crop_flip(xb, 4, aug_gen)
+        xb = normalise(xb, mean, std).contiguous(memory_format=fmt)
+        with autocast():
+            return F.cross_entropy(model(xb).float(), y_train[idx])
+
     # Checking the loss forces a GPU sync: there, look at a window of steps at once.
     check_every = 25 if on_cuda else 1
     diverged_step = None
@@ -359,14 +387,17 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
             if scheduled:
                 for group in opt.param_groups:
                     group["lr"] = cfg["lr"] * c_t
-            xb = x_train[idx]
-            if cfg["augment"]:
-                xb = random_crop_flip(xb, 4, aug_gen)
-            xb = normalise(xb, mean, std).contiguous(memory_format=fmt)
-            with autocast():
-                loss = F.cross_entropy(model(xb).float(), y_train[idx])
+            loss = batch_loss(idx)
+            objective = loss
+            if alpha > 0:  # ĝ = (1+α)ĝ₁ − αĝ₂: the gradient of (1+α)L̂₁ − αL̂₂
+                idx2 = perm[pos:pos + b_t]
+                pos += b_t
+                objective = (1 + alpha) * loss - alpha * batch_loss(idx2)
+            elif penalty > 0:  # L̂_B + λ‖∇L̂_B‖², by double backward
+                g = torch.autograd.grad(loss, params, create_graph=True)
+                objective = loss + penalty * sum((gi * gi).sum() for gi in g)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             pending.append(loss.detach())
             if len(pending) == check_every or s == len(steps) - 1:
                 losses = torch.stack(pending).float().cpu().numpy()
@@ -380,7 +411,7 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
                 trace["lr"].append(opt.param_groups[0]["lr"])
                 trace["batch_size"].append(len(idx))
             step += 1
-            epoch_images += len(idx)
+            epoch_images += len(idx) * (2 if alpha > 0 else 1)
             bar.update(1)
         if on_cuda:
             torch.cuda.synchronize()
@@ -459,7 +490,9 @@ def _plain(obj: Any) -> Any:
 def group_key(config: dict) -> tuple:
     """What runs must share to train in one vectorized group: every option outside
     :data:`PER_RUN_KEYS` (model, width, depth, data, batch size, epochs, schedule, ...)."""
-    return tuple(sorted((k, repr(v)) for k, v in config.items() if k not in PER_RUN_KEYS))
+    shared = sorted((k, repr(v)) for k, v in config.items() if k not in PER_RUN_KEYS)
+    # Noise enhancement takes two batches a step: runs with and without it cannot share steps.
+    return tuple(shared) + (("two_batches", config["enhance_alpha"] > 0),)
 
 
 def vectorizable(config: dict) -> bool:
@@ -537,7 +570,7 @@ def _group_data(cfgs: list[dict], data: Dataset | None) -> tuple[Dataset, list[t
 
 def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
                data: Dataset | None) -> list[dict]:
-    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+    from torch.func import functional_call, grad, stack_module_state, vmap
     from tqdm import tqdm
 
     first, R = cfgs[0], len(cfgs)
@@ -558,7 +591,20 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
     def loss_of(p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(functional_call(base, p, (x,)).float(), y)
 
-    step_fn = vmap(grad_and_value(loss_of))
+    use_two = first["enhance_alpha"] > 0  # the same for the whole group (group_key)
+    use_pen = any(c["grad_penalty"] > 0 for c in cfgs)
+
+    def objective(p: dict, x, y, x2, y2, lam, alpha):
+        """The function whose gradient is the step, and the plain batch loss (for records)."""
+        ce = loss_of(p, x, y)
+        if use_two:  # ĝ = (1+α)ĝ₁ − αĝ₂
+            return (1 + alpha) * ce - alpha * loss_of(p, x2, y2), ce
+        if use_pen:  # L̂_B + λ‖∇L̂_B‖² (λ = 0 for runs without the regularizer)
+            g = grad(loss_of)(p, x, y)
+            return ce + lam * sum((v * v).sum() for v in g.values()), ce
+        return ce, ce
+
+    step_fn = vmap(grad(objective, has_aux=True))
     logits_fn = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
 
     mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1)
@@ -608,6 +654,8 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
     order_gens = [torch.Generator().manual_seed(c["seed"]) for c in cfgs]
     aug_gens = [torch.Generator(device=dev).manual_seed(c["seed"] + 1_000_003) for c in cfgs]
     lr = torch.tensor([c["lr"] for c in cfgs], device=dev)
+    lam = torch.tensor([c["grad_penalty"] for c in cfgs], device=dev)
+    alpha = torch.tensor([c["enhance_alpha"] for c in cfgs], device=dev)
     mom = torch.tensor([c["momentum"] for c in cfgs], device=dev)
     wd = torch.tensor([c["weight_decay"] for c in cfgs], device=dev)
     use_mom, use_wd = bool((mom > 0).any()), bool((wd > 0).any())
@@ -616,6 +664,16 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
     steps_done, images = [0] * R, [0] * R
     traces = [{"lr": [], "batch_size": []} for _ in range(R)] if scheduled else None
     train_time, step = 0.0, 0
+
+    def batch(idx: torch.Tensor, runs: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The runs' (augmented, normalised) images and labels at ``idx`` (R_active, b)."""
+        if first["augment"]:
+            xb = torch.stack([random_crop_flip(x_train[idx[j]], 4, aug_gens[r])
+                              for j, r in enumerate(runs)])
+        else:
+            xb = x_train[idx]
+        xb = normalise(xb.flatten(0, 1), mean, std).view(*idx.shape, *x_train.shape[1:])
+        return xb, torch.gather(y_train[runs], 1, idx)
 
     def shape(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return v.view(-1, *([1] * (like.dim() - 1)))
@@ -629,14 +687,14 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
         for b_t, c_t in plan[epoch - 1]:
             idx = perms[:, pos:pos + b_t]  # (R_active, b_t)
             pos += b_t
-            if first["augment"]:
-                xb = torch.stack([random_crop_flip(x_train[idx[j]], 4, aug_gens[r])
-                                  for j, r in enumerate(active)])
+            xb, yb = batch(idx, active)
+            if use_two:
+                idx2 = perms[:, pos:pos + b_t]
+                pos += b_t
+                xb2, yb2 = batch(idx2, active)
             else:
-                xb = x_train[idx]
-            xb = normalise(xb.flatten(0, 1), mean, std).view(*idx.shape, *x_train.shape[1:])
-            yb = torch.gather(y_train[active], 1, idx)
-            grads, losses = step_fn(params, xb, yb)
+                xb2, yb2 = xb, yb  # unused
+            grads, losses = step_fn(params, xb, yb, xb2, yb2, lam, alpha)
             losses = losses.detach().cpu()
             bad = ~torch.isfinite(losses) | (losses > thresholds[active])
             if bool(bad.any()):  # these runs stop here, before their update, like run_training
@@ -648,6 +706,7 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
                 params = {k: v[k_idx] for k, v in params.items()}
                 grads = {k: v[k_idx] for k, v in grads.items()}
                 lr, mom, wd = lr[k_idx], mom[k_idx], wd[k_idx]
+                lam, alpha = lam[k_idx], alpha[k_idx]
                 perms = perms[k_idx]
                 if bufs is not None:
                     bufs = {k: v[k_idx] for k, v in bufs.items()}
@@ -665,7 +724,7 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
                     params[k] = params[k] - shape(lr_t, g) * g
             for j, r in enumerate(active):
                 steps_done[r] += 1
-                images[r] += b_t
+                images[r] += b_t * (2 if use_two else 1)
                 if traces is not None:
                     traces[r]["lr"].append(float(cfgs[r]["lr"] * c_t))
                     traces[r]["batch_size"].append(int(idx.shape[1]))

@@ -218,3 +218,15 @@ def test_grouped_regularized_and_enhanced_runs_match_one_at_a_time(extra):
         assert max_difference(a, b) < 1e-4
     if "enhance_alpha" in extra[0]:
         assert alone[0]["steps"] == 3 * (256 // 32)  # two batches of 16 a step
+
+
+@pytest.mark.parametrize("fidelity", ["smoke", "default", "paper"])
+def test_three_factors_grids_are_valid_at_every_fidelity(fidelity):
+    from sgdtemp.presets.three_factors import ARMS, PARAMETERS, arm_configs
+
+    arms = arm_configs(PARAMETERS.resolve(fidelity=fidelity))
+    assert all(arms[a] for a in ARMS)
+    rescale = arms["rescale"]
+    # every rescaled pair keeps T = η₀/B₀
+    T = {round(c["lr"] / c["batch_size"], 12) for c in rescale}
+    assert len(T) == 1

@@ -114,7 +114,7 @@ PARAMETERS = ParameterSet(
         Param("rescale_batch_size", {"smoke": 10, "default": 25, "paper": 25},
               in_range(1, 60_000, integer=True), "B₀ (β = 1)"),
         Param("rescale_n_train", {"smoke": [1000, 500], "default": [60_000, 6000],
-                                  "paper": [60_000, 6000, 1200]},
+                                  "paper": [60_000, 12_000, 3000]},
               list_of(in_range(100, 60_000, integer=True), min_len=2),
               "training-set sizes N the rescaling is repeated at"),
         Param("rescale_epochs", {"smoke": 2, "default": 10, "paper": 50},

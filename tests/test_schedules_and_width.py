@@ -230,3 +230,18 @@ def test_three_factors_grids_are_valid_at_every_fidelity(fidelity):
     # every rescaled pair keeps T = η₀/B₀
     T = {round(c["lr"] / c["batch_size"], 12) for c in rescale}
     assert len(T) == 1
+
+
+def test_epochs_elapsed_follows_the_engines_epoch_rule():
+    from sgdtemp.train import epochs_elapsed
+
+    cfg = training_config(**SYN, lr=0.2, batch_size=8, schedule="cyclic_batch", cycle_ratio=4.0,
+                          cycle_epochs=1.0)
+    plan = step_plan(cfg, 256)
+    sizes = [b for epoch in plan for b, _ in epoch]
+    e = epochs_elapsed(sizes, 256)
+    starts = np.cumsum([0] + [len(epoch) for epoch in plan])[:-1]
+    assert list(e[starts]) == [0.0, 1.0, 2.0]
+    for k, epoch in enumerate(plan):  # within an epoch: examples drawn so far / n
+        drawn = np.cumsum([0] + [b for b, _ in epoch])[:-1] / 256
+        assert np.allclose(e[starts[k]:starts[k] + len(epoch)], k + drawn)

@@ -157,6 +157,19 @@ def temperature_factor(epochs_elapsed: float, ratio: float, period: float) -> fl
     return 1.0 / ratio + (1.0 - 1.0 / ratio) * tri
 
 
+def epochs_elapsed(batch_sizes: list[int], n: int) -> np.ndarray:
+    """Epochs elapsed when each step starts, from the batch sizes of a run's steps in order
+    (its ``schedule_trace``): the engine's rule that an epoch ends when the next batch no
+    longer fits in what is left of its n examples (the remainder is dropped)."""
+    out, epoch, seen = [], 0, 0
+    for b in batch_sizes:
+        if seen + b > n:
+            epoch, seen = epoch + 1, 0
+        out.append(epoch + seen / n)
+        seen += b
+    return np.asarray(out)
+
+
 def step_plan(cfg: dict, n: int) -> list[list[tuple[int, float]]]:
     """For every epoch, the (batch size B_t, learning-rate factor c_t) of each of its steps.
 

@@ -15,21 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sgdtemp.chapters import repo_root
+from sgdtemp.presets import training_run_params
 from sgdtemp.params import (
     Config, Param, ParameterSet, in_range, list_of, one_of, optional, positive_int, text,
 )
 
 CHAPTER = "cifar10_temperature"
 N_TEST_FULL = 10_000  # the size of the CIFAR-10 and Fashion-MNIST test sets
-
-
-def _store_dirs() -> dict:
-    from sgdtemp.sweep import default_store_dir
-
-    committed = str(repo_root() / "results" / CHAPTER)
-    # Smoke results live in a cache, never in the repository: CI must really train.
-    return {"smoke": str(default_store_dir() / CHAPTER), "default": committed, "paper": committed}
 
 
 def _batch_sizes_fit(cfg: Config) -> str | None:
@@ -80,15 +72,7 @@ PARAMETERS = ParameterSet(
               in_range(2, 1000, integer=True), "Hutchinson probes for the Hessian trace"),
         Param("curvature_iters", {"smoke": 5, "default": 12, "paper": 30},
               in_range(2, 1000, integer=True), "Lanczos iterations for the top eigenvalue"),
-        Param("device", {"smoke": "cpu", "default": "cpu", "paper": "auto"},
-              one_of("cpu", "cuda", "auto"), "where to train (part of each run's key)"),
-        Param("workers", {"smoke": 2, "default": 2, "paper": 1}, in_range(1, 256, integer=True),
-              "local worker processes for runs missing from the store (1: in this process)"),
-        Param("scheduler", None, optional(text),
-              "Dask scheduler address for missing runs (None: local workers)"),
-        Param("store", _store_dirs(), text,
-              "results folder (default: the committed results; smoke: a cache folder)"),
-    ],
+    ] + training_run_params(CHAPTER),
     rules=[_batch_sizes_fit, _curvature_fits],
 )
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sgdtemp.chapters import repo_root
+from sgdtemp.presets import training_run_params
 from sgdtemp.params import (
     Config, Param, ParameterSet, in_range, list_of, one_of, optional, positive_int, text,
 )
@@ -33,14 +33,6 @@ from sgdtemp.params import (
 CHAPTER = "three_factors"
 N_FULL = {"fashion_mnist": 60_000, "cifar10": 50_000}
 ARMS = ("width", "rescale", "schedule", "memorization")
-
-
-def _store_dirs() -> dict:
-    from sgdtemp.sweep import default_store_dir
-
-    committed = str(repo_root() / "results" / CHAPTER)
-    # Smoke results live in a cache, never in the repository: CI must really train.
-    return {"smoke": str(default_store_dir() / CHAPTER), "default": committed, "paper": committed}
 
 
 def _fraction(v: Any) -> str | None:
@@ -148,15 +140,7 @@ PARAMETERS = ParameterSet(
               in_range(1, 10_000, integer=True), "epochs of every memorization run"),
         Param("memorization_width", 256, positive_int,
               "hidden units of the memorization MLP (one hidden layer, as in the paper)"),
-        Param("device", {"smoke": "cpu", "default": "cpu", "paper": "auto"},
-              one_of("cpu", "cuda", "auto"), "where to train (part of each run's key)"),
-        Param("workers", {"smoke": 2, "default": 2, "paper": 1}, in_range(1, 256, integer=True),
-              "local worker processes for runs missing from the store (1: in this process)"),
-        Param("scheduler", None, optional(text),
-              "Dask scheduler address for missing runs (None: local workers)"),
-        Param("store", _store_dirs(), text,
-              "results folder (default: the committed results; smoke: a cache folder)"),
-    ],
+    ] + training_run_params(CHAPTER),
     rules=[_betas_include_one, _sizes_fit],
 )
 

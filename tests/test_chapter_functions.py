@@ -104,3 +104,35 @@ def test_temperature_colors_run_cold_to_hot():
     warmth = [colors[t][0] - colors[t][2] for t in sorted(colors)]
     assert warmth == sorted(warmth) and warmth[0] < 0 < warmth[-1]
     assert len(plotting.temperature_colors([0.1])) == 1
+
+
+# ---------------------------------------------------------------- landscapes, claims
+def test_noisy_potential_diffusion_is_half_t_kappa_sigma():
+    from sgdtemp.landscapes import NoisyPotential
+
+    p = NoisyPotential(lambda t: 0.5 * (t**2).sum(-1), lambda t: t, [0.7, 0.3], [0.1, -0.2],
+                       [1.0, 0.5], 16)
+    th = np.array([[0.4, -1.3], [2.0, 0.5]])
+    T, kappa = 0.03, 0.8
+    D = p.diffusion(th, T, kappa)
+    assert D.shape == (2, 2)
+    for k in range(2):  # Σ(θ) from the per-example gradients, directly
+        sigma = np.cov(p.example_grads(th[k]).T, bias=True)
+        np.testing.assert_allclose(np.diag(sigma) * 0.5 * T * kappa, D[k], rtol=1e-12)
+        np.testing.assert_allclose(sigma - np.diag(np.diag(sigma)), 0.0, atol=1e-12)
+
+
+def test_publish_shows_the_table_and_carries_the_records(monkeypatch):
+    import IPython.display
+
+    from sgdtemp.claims import METADATA_KEY, ClaimsTable
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda data, metadata=None, raw=False: shown.append((data, metadata, raw)))
+    t = ClaimsTable("demo")
+    t.compare("a", "one equals one", 1.0, 1.0, 0.1)
+    t.publish()
+    (data, metadata, raw), = shown
+    assert raw and "one equals one" in data["text/html"] and "[ok] a" in data["text/plain"]
+    assert metadata[METADATA_KEY] == {"chapter": "demo", "claims": t.records()}

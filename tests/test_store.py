@@ -154,3 +154,45 @@ def test_provenance_has_the_promised_fields():
                   "hostname", "wall_time_s", "seed", "created"):
         assert field in p
     assert p["wall_time_s"] == 2.0 and p["seed"] == 3 and p["device"] == "cpu"
+
+
+# ---------------------------------------------------------------- found by mutation testing
+def test_key_of_non_ascii_values_hashes_their_utf8_text():
+    import hashlib
+
+    cfg = {**CONFIG, "note": "température η"}
+    text = json.dumps({k: v for k, v in cfg.items() if k != "data_dir"}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
+    assert config_key(cfg) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_non_finite_value_is_named_in_the_error():
+    with pytest.raises(ValueError, match="inf is not finite"):
+        config_key({**CONFIG, "lr": float("inf")})
+
+
+def test_a_file_without_provenance_is_still_readable(tmp_path):
+    s = ResultsStore(tmp_path)
+    path = s.put(CONFIG, RECORD, PROV)
+    entry = json.loads(path.read_text())
+    del entry["provenance"]
+    path.write_text(json.dumps(entry))
+    assert s.get(CONFIG) == RECORD
+
+
+def test_missing_skips_duplicates_anywhere_and_hidden_files_are_not_keys(tmp_path):
+    s = ResultsStore(tmp_path)
+    a, b, c = ({**CONFIG, "seed": k} for k in (11, 12, 13))
+    assert s.missing([a, a, b, a, c]) == [a, b, c]
+    s.put(a, RECORD, PROV)
+    (tmp_path / ".half-written.json").write_text("{")
+    assert s.keys() == [config_key(a)] and len(s) == 1
+    assert repr(s) == f"ResultsStore({str(tmp_path)!r})"
+
+
+def test_warnings_name_the_unreadable_file(tmp_path):
+    s = ResultsStore(tmp_path)
+    s.put(CONFIG, RECORD, PROV)
+    s.path(CONFIG).write_text("{")
+    with pytest.warns(UserWarning, match=s.path(CONFIG).name):
+        assert not s.has(CONFIG)

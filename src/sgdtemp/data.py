@@ -272,13 +272,43 @@ def _cifar_from_folder(folder: Path) -> Arrays:
     return xtr, ytr, xte, yte
 
 
-def _cifar_from_torchvision(root: Path, download: bool) -> Arrays:
+_CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_CIFAR_TEST_BATCH = "test_batch"
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file of the official python archive: a pickled dict whose ``b"data"`` is
+    uint8 (n, 3072), each row the 1024 red, then green, then blue values of a 32×32 image
+    in row-major order, and ``b"labels"`` n class indices. Returns HWC images and labels."""
+    import pickle
+
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")  # the archive was pickled by Python 2
+    data = d.get(b"data", d.get("data"))
+    labels = d.get(b"labels", d.get("labels"))
+    if data is None or labels is None:
+        raise ValueError(f"{path} is not a CIFAR-10 batch (no data or labels).")
+    x = np.asarray(data, np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(x), np.asarray(labels, np.int64)
+
+
+def _cifar_from_batches(folder: Path) -> Arrays:
+    """The five training batches in order, then the test batch (torchvision's order).
+
+    Read here rather than through torchvision, whose reader also insists on the archive's
+    published md5 sums: the same format written by a test (a few images) reads the same way.
+    """
+    parts = [_read_cifar_batch(folder / n) for n in _CIFAR_TRAIN_BATCHES]
+    xte, yte = _read_cifar_batch(folder / _CIFAR_TEST_BATCH)
+    return (np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]),
+            xte, yte)
+
+
+def _cifar_download(root: Path) -> None:
     import torchvision
 
-    tr = torchvision.datasets.CIFAR10(str(root), train=True, download=download)
-    te = torchvision.datasets.CIFAR10(str(root), train=False, download=download)
-    return (np.asarray(tr.data, np.uint8), np.asarray(tr.targets, np.int64),
-            np.asarray(te.data, np.uint8), np.asarray(te.targets, np.int64))
+    torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+    torchvision.datasets.CIFAR10(str(root), train=False, download=True)
 
 
 def cifar10_arrays(data_dir: str | os.PathLike | None = None, *,
@@ -297,16 +327,19 @@ def cifar10_arrays(data_dir: str | os.PathLike | None = None, *,
     tar = root / "cifar10-jpeg.tar.gz"
     folder = root / "cifar10-jpeg"
     if batches.is_dir():
-        files = sorted(p for p in batches.iterdir() if p.is_file())
-        return _cached(_source_key("cifar10-batches", files),
-                       lambda: _cifar_from_torchvision(root, False))
+        files = [batches / n for n in (*_CIFAR_TRAIN_BATCHES, _CIFAR_TEST_BATCH)]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise DataNotFound(f"CIFAR-10 in {batches} lacks {', '.join(missing)}: delete the folder "
+                               f"to download it again, or set {DATA_ENV} to a complete copy.")
+        return _cached(_source_key("cifar10-batches", files), lambda: _cifar_from_batches(batches))
     if tar.is_file():
         return _cached(_source_key("cifar10-jpeg-tar", [tar]), lambda: _cifar_from_tar(tar))
     if folder.is_dir():
         return _cached(_source_key("cifar10-jpeg-dir", [folder]),
                        lambda: _cifar_from_folder(folder))
     if download:
-        _download(lambda: _cifar_from_torchvision(root, True), "CIFAR-10", root)
+        _download(lambda: _cifar_download(root), "CIFAR-10", root)
         return cifar10_arrays(root)
     raise DataNotFound(
         f"CIFAR-10 was not found in {root} (looked for cifar-10-batches-py, cifar10-jpeg.tar.gz "

@@ -35,6 +35,12 @@ ALTERNATIVES: dict[str, list[Any]] = {
     "n_train": [1000],  # must stay ≥ batch_size (128) to be valid
 }
 
+#: Options that are valid only alongside another option's non-default value: the base
+#: configuration for checking them carries it (in both the base and the changed config).
+CONTEXT: dict[str, dict[str, Any]] = {
+    "depth": {"model": "mlp"},  # hidden layers exist for the mlp only
+}
+
 
 def _choices(check: Any, depth: int = 0) -> Iterator[Any]:
     """The allowed values of a ``params.one_of`` check (also inside ``optional``), read
@@ -60,16 +66,17 @@ def _candidates(name: str, default: Any, check: Any) -> Iterator[Any]:
         yield from (False, True, 1, 2, 16, 64, 1000, 0.5, 3.0)
 
 
-def base_config() -> dict:
+def base_config(name: str | None = None) -> dict:
     """The default configuration with every option explicit (so that changing one option,
-    e.g. ``dataset``, does not change another's resolved default, e.g. ``augment``)."""
-    return training_config()
+    e.g. ``dataset``, does not change another's resolved default, e.g. ``augment``), with
+    the :data:`CONTEXT` that option ``name`` needs."""
+    return training_config(**CONTEXT.get(name, {}))
 
 
 def alternative(name: str) -> Any:
     """A value of option ``name`` that is valid and changes the completed configuration."""
     default, check, _ = CONFIG_KEYS[name]
-    base = base_config()
+    base = base_config(name)
     tried = []
     for v in _candidates(name, default, check):
         tried.append(v)
@@ -95,11 +102,26 @@ def test_location_options_are_training_options_and_the_only_ones_ignored():
 
 @pytest.mark.parametrize("name", RESULT_CHANGING)
 def test_changing_any_result_changing_option_changes_the_key(name):
-    base = base_config()
+    base = base_config(name)
     changed = training_config(**{**base, name: alternative(name)})
     assert {k for k in base if base[k] != changed[k]} == {name}
     assert config_key(changed) != config_key(base), (
         f"the store key ignores {name!r}: runs differing only in it would share one result")
+
+
+def off_default_with(name: str) -> dict:
+    """Options set to their alternatives, as many as stay valid together, ``name`` first
+    (some options exclude others, e.g. noise enhancement and a schedule)."""
+    alts: dict[str, Any] = {name: alternative(name)}
+    for k in RESULT_CHANGING:
+        if k == name or name in CONTEXT.get(k, {}):  # k would not stay valid with name back
+            continue
+        try:
+            training_config(**{**alts, k: alternative(k)})
+        except ValueError:
+            continue
+        alts[k] = alternative(k)
+    return alts
 
 
 @pytest.mark.parametrize("name", RESULT_CHANGING)
@@ -107,7 +129,7 @@ def test_returning_an_option_to_its_default_changes_the_key(name):
     # From a configuration where every option is off its default, put one back: the key
     # must change too (a key that dropped options at some value would miss this).
     base = base_config()
-    alts = {k: alternative(k) for k in RESULT_CHANGING}
+    alts = off_default_with(name)
     everything = training_config(**alts)
     one_back = training_config(**{**alts, name: base[name]})
     assert one_back[name] != everything[name]
@@ -116,7 +138,7 @@ def test_returning_an_option_to_its_default_changes_the_key(name):
 
 def test_single_option_changes_give_distinct_keys():
     base = base_config()
-    keys = {name: config_key(training_config(**{**base, name: alternative(name)}))
+    keys = {name: config_key(training_config(**{**base_config(name), name: alternative(name)}))
             for name in RESULT_CHANGING}
     keys["(defaults)"] = config_key(base)
     assert len(set(keys.values())) == len(keys)

@@ -198,3 +198,73 @@ def test_every_step_uses_exactly_b_distinct_examples_and_drops_the_remainder(mon
     epochs = [torch.cat(batches[i:i + 2]) for i in range(0, 6, 2)]
     assert all(len(torch.unique(e)) == 64 for e in epochs)  # without replacement
     assert len({tuple(e.tolist()) for e in epochs}) == 3  # reshuffled every epoch
+
+
+# ---------------------------------------------------------------- the later updates
+def weights_after(initial: torch.nn.Module, data: Dataset, steps) -> list[torch.Tensor]:
+    """Plain steps θ ← θ − η_t ∇f_t(θ) by hand, ``steps`` a list of (η_t, f_t) with
+    f_t(model) the objective of step t."""
+    model = copy.deepcopy(initial).train()
+    params = list(model.parameters())
+    for lr, objective in steps:
+        grads = torch.autograd.grad(objective(model), params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p -= lr * g
+    return [p.detach() for p in params]
+
+
+def batch_loss(data: Dataset, idx):
+    """The mean cross-entropy of batch idx, as a function of the model."""
+    mean, std = torch.tensor(MEAN).view(1, -1, 1, 1), torch.tensor(STD).view(1, -1, 1, 1)
+    xb = normalise(data.x_train[idx], mean, std)
+    return lambda model: F.cross_entropy(model(xb).float(), data.y_train[idx])
+
+
+def test_explicit_regularizer_step_descends_loss_plus_lambda_squared_gradient_norm(monkeypatch):
+    # One step (N = B): θ ← θ − η ∇(L̂_B + λ‖∇L̂_B‖²), the gradient of the penalty by double
+    # backward; leaving the penalty out must move the weights far beyond the tolerance.
+    data, lr, B, lam = tiny_dataset(32), 0.1, 32, 0.5
+    record, spy = run(monkeypatch, data, lr=lr, batch_size=B, grad_penalty=lam)
+    (idx,) = spy.batches(data)
+    loss = batch_loss(data, idx)
+
+    def penalized(model):
+        l = loss(model)
+        g = torch.autograd.grad(l, list(model.parameters()), create_graph=True)
+        return l + lam * sum((gi * gi).sum() for gi in g)
+
+    want = weights_after(spy.initial, data, [(lr, penalized)])
+    assert_weights(spy.model, want)
+    plain = weights_after(spy.initial, data, [(lr, loss)])
+    assert max_change(plain, want) > 1e2 * ATOL
+
+
+def test_noise_enhanced_step_is_one_plus_alpha_g1_minus_alpha_g2(monkeypatch):
+    # N = 2B: one step from two disjoint batches, ĝ = (1+α)∇L̂₁ − α∇L̂₂.
+    data, lr, B, alpha = tiny_dataset(32), 0.1, 16, 1.5
+    record, spy = run(monkeypatch, data, lr=lr, batch_size=B, enhance_alpha=alpha)
+    b1, b2 = spy.batches(data)
+    assert record["steps"] == 1 and len(b1) == len(b2) == B
+    assert not set(b1.tolist()) & set(b2.tolist())  # disjoint
+    l1, l2 = batch_loss(data, b1), batch_loss(data, b2)
+    want = weights_after(spy.initial, data, [(lr, lambda m: (1 + alpha) * l1(m) - alpha * l2(m))])
+    assert_weights(spy.model, want)
+    assert max_change(weights_after(spy.initial, data, [(lr, l1)]), want) > 1e2 * ATOL
+
+
+@pytest.mark.parametrize("schedule", ["cyclic_lr", "cyclic_batch"])
+def test_scheduled_steps_use_the_planned_lr_and_batch_size(monkeypatch, schedule):
+    # Every step t uses B_t examples and η_t from the schedule (train.step_plan), recorded in
+    # the run's schedule_trace; the weights are those of those steps, computed by hand.
+    data = tiny_dataset(64, seed=3)
+    record, spy = run(monkeypatch, data, lr=0.2, batch_size=4, schedule=schedule,
+                      cycle_ratio=4.0, cycle_epochs=1.0, epochs=2)
+    plan = [s for epoch in train.step_plan(record["config"], 64) for s in epoch]
+    batches = spy.batches(data)
+    assert [len(b) for b in batches] == [b for b, _ in plan] == record["schedule_trace"]["batch_size"]
+    lrs = [0.2 * c for _, c in plan]
+    assert record["schedule_trace"]["lr"] == pytest.approx(lrs, rel=1e-15)
+    want = weights_after(spy.initial, data, [(lr, batch_loss(data, b)) for lr, b in zip(lrs, batches)])
+    assert_weights(spy.model, want)
+    assert len(set(lrs if schedule == "cyclic_lr" else [len(b) for b in batches])) > 3

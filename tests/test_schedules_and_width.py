@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from sgdtemp import curvature as curv
-from sgdtemp.collapse import breaking_point, equal_label_f_test, value_at_level, variance_explained
+from sgdtemp.collapse import (
+    breaking_point, equal_label_f_test, t_multiplier, value_at_level, variance_explained,
+)
 from sgdtemp.isotropic_minima import (
     QuadraticWells, fp_wide_basin_mass, laplace_mass_ratio, laplace_threshold_noise,
     threshold_noise, wide_basin_mass,
@@ -199,7 +201,26 @@ def test_breaking_point_and_value_at_level():
     bp = breaking_point([4, 1, 2], [[0.5, 0.6, 0.7], [0.0, 0.1, 0.2], [0.01, 0.12, 0.19]])
     assert bp.betas == (1.0, 2.0, 4.0) and bp.beta_star == 4.0
     assert bp.difference[2] == pytest.approx(0.5)
+    # pooled seed spread of the differences: β = 2 gives d = (.01, .02, −.01), β = 4 gives
+    # d = (.5, .5, .5) (no spread); dof = 2 + 2
+    d2 = np.array([0.01, 0.02, -0.01])
+    s = math.sqrt(np.sum((d2 - d2.mean()) ** 2) / 4)
+    assert bp.dof == 4 and bp.se[1] == pytest.approx(s / math.sqrt(3))
+    assert bp.threshold == pytest.approx(t_multiplier(4))
     assert breaking_point([1, 2], [[0, 1, 2], [0.1, 0.9, 2.1]]).beta_star is None
+    # a diverged run breaks its β whatever the others did
+    div = breaking_point([1, 2, 4], [[0, 1, 2], [0.1, 0.9, 2.1], [0, 1, 2]],
+                         diverged=[[0, 0, 0], [0, 0, 0], [0, 1, 0]])
+    assert div.beta_star == 4.0 and div.diverged == (0, 0, 1)
+
+
+def test_t_multiplier_keeps_the_three_standard_error_rate():
+    from scipy import stats as st
+
+    assert t_multiplier(10) == pytest.approx(st.t.ppf(st.norm.cdf(3.0), 10))
+    for dof in (2, 5, 30):
+        assert 2 * st.t.sf(t_multiplier(dof), dof) == pytest.approx(2 * st.norm.sf(3.0), rel=1e-9)
+    assert t_multiplier(10_000) == pytest.approx(3.0, abs=2e-3)
     assert value_at_level([0.1, 0.5, 0.9], [1.0, 2.0, 3.0], 0.7) == pytest.approx(2.5)
     assert math.isnan(value_at_level([0.1, 0.2], [1.0, 2.0], 0.7))
 

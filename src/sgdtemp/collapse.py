@@ -9,7 +9,9 @@ the seed spread, and grouping the runs by T explains most of the variance of y.
 * :func:`equal_label_f_test`: the one-way F test of "cells sharing a label have equal
   means", against the pooled within-cell (seed) variance.
 * :func:`breaking_point`: the first rescaling factor β whose runs leave β = 1 by more
-  than z paired standard errors.
+  than the 3-standard-error criterion, with the seed spread pooled over β.
+* :func:`t_multiplier`: the Student-t multiple of a standard error that keeps the
+  two-sided rate of "3 standard errors" when the standard error comes from few seeds.
 * :func:`value_at_level`: where a curve (e.g. validation against training accuracy)
   first reaches a level, by linear interpolation.
 """
@@ -21,7 +23,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
-from sgdtemp.stats import Z_CLAIM, paired_difference
+from sgdtemp.stats import Z_CLAIM
+
+
+def t_multiplier(dof: int, z: float = Z_CLAIM) -> float:
+    """t_dof⁻¹(Φ(z)): the multiple of an estimated standard error (from ``dof`` degrees of
+    freedom) whose two-sided exceedance rate equals that of z known standard errors
+    (0.27% for z = 3). With few seeds the plain z is far too lenient: at 2 degrees of
+    freedom, |t| > 3 happens 9.5% of the time; the multiplier is 19.2 there, 4.09 at 10,
+    3.62 at 16, and tends to z as dof grows."""
+    if dof < 1:
+        raise ValueError(f"dof must be a positive integer; got {dof!r}")
+    return float(_st.t.ppf(_st.norm.cdf(z), dof))
 
 
 def variance_explained(y, labels) -> float:
@@ -80,36 +93,58 @@ def equal_label_f_test(y, cells, labels) -> FTest:
 
 @dataclass(frozen=True)
 class BreakingPoint:
-    """Per β: the paired difference (mean over seeds of y_β − y_1) and its standard error;
-    ``beta_star`` the first β (ascending) with |difference| > z·se, or None if none."""
+    """Per β (ascending): the paired difference (mean over seeds of y_β − y_1), its standard
+    error from the pooled seed spread, and how many runs diverged; ``threshold`` the
+    multiple of the standard error that counts as leaving β = 1 (:func:`t_multiplier` of
+    ``dof``); ``beta_star`` the first β > 1 that leaves, or None."""
 
     betas: tuple[float, ...]
     difference: tuple[float, ...]
     se: tuple[float, ...]
-    z: float
+    diverged: tuple[int, ...]
+    dof: int
+    threshold: float
     beta_star: float | None
 
+    def detectable(self) -> float:
+        """The smallest |difference| the test detects at a β: threshold × standard error."""
+        return self.threshold * self.se[-1]
 
-def breaking_point(betas, y, z: float = Z_CLAIM) -> BreakingPoint:
+
+def breaking_point(betas, y, diverged=None, z: float = Z_CLAIM) -> BreakingPoint:
     """The breaking point of (βη, βB) rescaling.
 
     ``y``: array (n_betas, n_seeds) of a final metric, seeds aligned across β (seed s has
     the same initial weights at every β, so differencing by seed removes that part of the
-    spread). ``betas`` must contain 1. β* is the first β > 1 whose paired difference from
-    β = 1 exceeds z standard errors in absolute value.
+    spread); ``betas`` must contain 1; ``diverged`` (same shape, optional) marks runs that
+    diverged. The paired differences d_{β,s} = y_{β,s} − y_{1,s} have a seed variance
+    pooled over the β ≠ 1 without divergence, s² = Σ_β Σ_s (d − d̄_β)² / dof,
+    dof = Σ_β (n_s − 1), so se_β = s/√n_s. A β leaves β = 1 when |d̄_β| > t·se_β, t =
+    :func:`t_multiplier` (dof) (the rate of a 3-s.e. test), or when any of its runs
+    diverged. β* is the first β > 1 (ascending) that leaves.
     """
     betas = [float(b) for b in betas]
     y = np.asarray(y, dtype=float)
-    ref = y[betas.index(1.0)]
+    bad = np.zeros(y.shape, bool) if diverged is None else np.asarray(diverged, bool)
+    i1 = betas.index(1.0)
+    d = y - y[i1]
+    ok = [i for i in range(len(betas)) if i != i1 and not bad[i].any()]
+    dev = np.concatenate([d[i] - d[i].mean() for i in ok]) if ok else np.array([])
+    dof = sum(y.shape[1] - 1 for _ in ok)
+    s = float(np.sqrt(np.sum(dev**2) / dof)) if dof else float("nan")
+    t = t_multiplier(dof, z) if dof else float("nan")
     order = np.argsort(betas)
-    diffs, ses, star = [], [], None
+    diffs, ses, n_bad, star = [], [], [], None
     for i in order:
-        d, se = paired_difference(y[i], ref)
-        diffs.append(d)
-        ses.append(se)
-        if star is None and betas[i] > 1 and abs(d) > z * se:
+        good = ~bad[i]
+        diffs.append(float(np.mean(d[i][good])) if good.any() else float("nan"))
+        ses.append(s / np.sqrt(max(1, int(good.sum()))))
+        n_bad.append(int(bad[i].sum()))
+        leaves = n_bad[-1] > 0 or abs(diffs[-1]) > t * ses[-1]
+        if star is None and betas[i] > 1 and leaves:
             star = betas[i]
-    return BreakingPoint(tuple(betas[i] for i in order), tuple(diffs), tuple(ses), z, star)
+    return BreakingPoint(tuple(betas[i] for i in order), tuple(diffs), tuple(ses), tuple(n_bad),
+                         dof, t, star)
 
 
 def value_at_level(x, y, level: float) -> float:

@@ -133,3 +133,11 @@ def test_a_sweep_stores_grouped_runs_one_file_each_with_the_group_size(tmp_path,
     assert sizes == ([2, 2, 2, 2] if executor == "local" else [4, 4, 4, 4])
     again = run_grid(configs, store=tmp_path, progress=False)
     assert again.n_computed == 0 and again.n_stored == 4
+    # what the grid cost: each group's time shared among its runs, missing runs not counted
+    from sgdtemp.sweep import grid_cost
+
+    provs = [json.loads(store.path(training_config(**c)).read_text())["provenance"] for c in configs]
+    cost = grid_cost(configs + [dict(small, seed=99, lr=0.05)], tmp_path)
+    assert cost["n_runs"] == 4
+    assert cost["cpu_seconds"] == pytest.approx(sum(p["cpu_time_s"] / p["group_size"] for p in provs))
+    assert cost["wall_seconds"] == pytest.approx(sum(p["wall_time_s"] / p["group_size"] for p in provs))

@@ -38,3 +38,30 @@ def test_claims_travel_in_output_metadata():
                                                                         "claims": t.records()}})]
     nb.cells.append(cell)
     assert claims_from_notebook(nb) == t.records()
+
+
+def test_kinds_and_expected_rates_travel_with_the_claim():
+    t = ClaimsTable("demo")
+    a = t.compare_se("s", "stat", 1.0, 1.25, se=0.1)  # 2.5 s.e.: holds at z = 3
+    b = t.compare_se("s2", "stat", 1.0, 1.35, se=0.1)
+    c = t.check_identity("i", "enumeration", 0.0, 1e-15, 1e-12)
+    assert a.holds and not b.holds and c.holds
+    assert a.tolerance == 3 * 0.1 and abs(a.expected_rate - 0.9973) < 1e-4
+    assert c.kind == "identity" and c.expected_rate == 1.0
+    rec = json.loads(dumps(t.records()))
+    assert set(rec[0]) >= {"id", "statement", "predicted", "measured", "tolerance", "holds",
+                           "kind", "expected_rate"}
+    assert "implementation check" in t.to_html() and "implementation check" in t.to_text()
+    for bad in (dict(kind="proof"), dict(expected_rate=1.5)):
+        try:
+            t.check("x" + str(bad), "s", 0, 0, 0, True, **bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"accepted {bad}")
+    try:
+        t.compare_se("neg", "s", 0, 0, se=1, systematic=-1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("negative systematic term accepted")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sgdtemp {run,params,list,sweep} ...``.
+"""Command line: ``python -m sgdtemp {run,params,list,sweep,claims-report} ...``.
 
 Bad input is answered with one sentence on stderr and exit status 2, before any
 compute and without creating files.
@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     # The sweep command owns its own options (sgdtemp.sweep.main parses them).
     sub.add_parser("sweep", help="run a grid of training runs through the results store "
                    "(`sweep --help` for its options)", add_help=False, prefix_chars="\0")
+    sub.add_parser("claims-report", help="run every chapter's claims over seeds into "
+                   "results/claims_report (only missing runs; `claims-report --help`)",
+                   add_help=False, prefix_chars="\0")
     return p
 
 
@@ -76,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sgdtemp import sweep
 
         return sweep.main(argv[1:])
+    if argv[:1] == ["claims-report"]:
+        from sgdtemp import claims_report
+
+        return claims_report.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":

@@ -1,8 +1,14 @@
-"""The whole book builds strictly (-W -n) at smoke fidelity and every chapter's claims hold.
+"""The whole book builds strictly (-W -n) at smoke fidelity and every exact claim holds.
 
 The build executes every chapter (execute_notebooks: force); the executed notebooks
 it leaves in ``_build/jupyter_execute`` carry each chapter's claims in their metadata,
 so checking them costs no extra execution.
+
+Statistical claims hold at a stated rate (3 s.e.: 99.7%), so one fixed seed may fail one of
+them by chance; how often each holds over unseen seeds at default fidelity is tracked by the
+claims report (appendix ``claims_report``, ``python -m sgdtemp claims-report``). Here the
+claims that must hold every time are required: the exact identities of the implementation
+(kind "identity" with expected rate 1).
 """
 
 import os
@@ -41,7 +47,7 @@ def test_every_chapter_is_in_the_toc():
 
 
 @pytest.mark.slow
-def test_strict_build_at_smoke_and_all_claims_hold(tmp_path):
+def test_strict_build_at_smoke_and_exact_claims_hold(tmp_path):
     env = dict(os.environ, SGDTEMP_FIDELITY="smoke")
     jb = Path(sys.executable).with_name("jupyter-book")
     r = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(tmp_path),
@@ -53,10 +59,23 @@ def test_strict_build_at_smoke_and_all_claims_hold(tmp_path):
         nb_path = tmp_path / "_build" / "jupyter_execute" / "book" / f"{chapter}.ipynb"
         assert nb_path.exists(), f"{chapter} was not executed"
         claims = claims_from_notebook(nbformat.read(nb_path, as_version=4))
-        if chapter not in ("reproducing",):
+        if chapter not in ("reproducing", "claims_report"):
             assert claims, f"{chapter} published no claims"
             html = (tmp_path / "_build" / "html" / "book" / f"{chapter}.html").read_text()
             assert "_images/" in html, f"{chapter} shows no figure"
         if chapter not in NETWORK_SCALE:
-            failing += [f"{chapter}:{c['id']}" for c in claims or [] if not c["holds"]]
-    assert not failing, f"claims failing at smoke: {failing}"
+            failing += [f"{chapter}:{c['id']}" for c in claims or []
+                        if must_hold(c) and not c["holds"]]
+    assert not failing, f"exact claims failing at smoke: {failing}"
+
+
+def must_hold(claim: dict) -> bool:
+    """An exact identity of the implementation: expected to hold in every run."""
+    return claim.get("kind") == "identity" and claim.get("expected_rate") == 1.0
+
+
+def test_only_exact_identities_are_required():
+    assert must_hold({"kind": "identity", "expected_rate": 1.0})
+    assert not must_hold({"kind": "identity", "expected_rate": 0.9973})
+    assert not must_hold({"kind": "statistical", "expected_rate": 0.9973})
+    assert not must_hold({"id": "old-style claim without kind"})

@@ -126,3 +126,22 @@ def test_laplace_logistic_evidence_against_importance_sampling():
     est = np.log(w.mean()) + lw.max()
     se = w.std(ddof=1) / np.sqrt(w.size) / w.mean()
     assert abs(est - e.log_evidence) <= 4 * se + 0.05
+
+
+def test_separability_and_cover():
+    from sgdtemp.evidence import cover_separable_probability, linearly_separable
+
+    rng = np.random.default_rng(0)
+    assert cover_separable_probability(10, 10) == 1.0
+    assert abs(cover_separable_probability(40, 20) - 0.5) < 1e-12
+    d = 10
+    for n, expect in ((15, True), (40, None), (80, False)):
+        X = rng.standard_normal((n, d))
+        s = rng.choice([-1, 1], n)
+        if expect is not None:
+            assert linearly_separable(X, s) is expect
+    # the rate over random labellings follows Cover's function
+    n = 22
+    hits = np.mean([linearly_separable(rng.standard_normal((n, d)), rng.choice([-1, 1], n))
+                    for _ in range(300)])
+    assert abs(hits - cover_separable_probability(n, d)) < 0.09

@@ -38,7 +38,7 @@ def test_slope_standard_error_has_its_coverage(kind):
     rng = np.random.default_rng(1)
     x = np.repeat(np.linspace(0, 1, 6), 4)
     sig = 0.1 + 0.2 * x
-    slopes, ses = [], []
+    slopes, ses, icpt, icpt_se = [], [], [], []
     for _ in range(2000):
         y = (0.0 if kind == "origin" else 1.0) + 2.0 * x + sig * rng.standard_normal(x.size)
         if kind == "ordinary":
@@ -53,11 +53,15 @@ def test_slope_standard_error_has_its_coverage(kind):
             f = stats.slope_se(x, y, sigma=sig, through_origin=True)
         slopes.append(f.slope)
         ses.append(f.se)
+        icpt.append(f.intercept)
+        icpt_se.append(f.intercept_se)
     slopes, ses = np.array(slopes), np.array(ses)
     assert abs(slopes.mean() - 2.0) < 4 * slopes.std() / np.sqrt(slopes.size)
     assert np.mean(ses) == pytest.approx(slopes.std(), rel=0.06)
     z = np.abs(slopes - 2.0) / ses
     assert np.mean(z < 3) > 0.985  # t with ≥ 18 dof: 0.992
+    if kind != "origin":
+        assert np.mean(icpt_se) == pytest.approx(np.std(icpt), rel=0.08)
 
 
 def test_slope_pure_error_ignores_curvature_of_the_mean():

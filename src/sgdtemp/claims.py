@@ -17,8 +17,10 @@ The tolerance rule, followed by every chapter:
   and 1 for an exact identity. The claims report (appendix ``claims_report``) compares
   the observed rate over seeds with it.
 * A claim that is an exact identity of the implementation (an enumeration against its
-  closed form, an algebraic invariance checked to rounding) has ``kind = "identity"``:
-  it is a check of the code, not evidence for the theory, and is shown as such.
+  closed form, an algebraic invariance checked to rounding, or a Monte Carlo check of an
+  algebraic identity) has ``kind = "identity"``: it is a check of the code, not evidence
+  for the theory, and is shown as such. Checked to rounding its expected rate is 1;
+  checked by Monte Carlo it is that of its tolerance.
 * A claim that fails is shown failing, with its measured reason in the chapter's text.
 
 The table is shown as HTML in the notebook and carried, machine-readable, in the
@@ -100,17 +102,19 @@ class ClaimsTable:
                                      kind, expected_rate))
 
     def compare_se(self, id: str, statement: str, predicted: float, measured: float,
-                   se: float, *, z: float = 3.0, systematic: float = 0.0) -> Claim:
+                   se: float, *, z: float = 3.0, systematic: float = 0.0,
+                   kind: str = "statistical") -> Claim:
         """Statistical claim by the rule: holds when |measured − predicted| ≤ z·se +
         systematic, with ``se`` the standard error of ``measured − predicted`` from the
         chapter's own replicas and ``systematic`` ≥ 0 a bound computed without the
-        measurement (say in the statement what it is). Expected rate 2Φ(z) − 1."""
+        measurement (say in the statement what it is). Expected rate 2Φ(z) − 1.
+        ``kind="identity"`` for a Monte Carlo check of an exact identity of the code."""
         from sgdtemp.stats import two_sided_rate
 
         if not systematic >= 0:
             raise ValueError(f"systematic must be a non-negative bound; got {systematic!r}")
         return self.compare(id, statement, predicted, measured, z * float(se) + systematic,
-                            expected_rate=two_sided_rate(z))
+                            expected_rate=two_sided_rate(z), kind=kind)
 
     def check_identity(self, id: str, statement: str, predicted: float, measured: float,
                        tolerance: float) -> Claim:

@@ -189,3 +189,37 @@ def reparametrized(X: np.ndarray, prior_precision, A: np.ndarray) -> tuple[np.nd
     A = np.asarray(A, dtype=float)
     P = _precision_matrix(prior_precision, A.shape[0])
     return np.asarray(X, dtype=float) @ A, A.T @ P @ A
+
+
+# ------------------------------------------------------------------ capacity (Cover)
+def linearly_separable(X: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether some θ classifies every example correctly, s_i x_iᵀθ > 0 for all i.
+
+    Decided exactly by linear programming: the strict inequalities are feasible iff
+    s_i x_iᵀθ ≥ 1 is (rescale θ). ``labels`` in {−1, +1} or {0, 1}. Independent of
+    any optimiser or prior, so it tests the geometry alone.
+    """
+    from scipy.optimize import linprog
+
+    X = np.asarray(X, dtype=float)
+    s = np.asarray(labels, dtype=float)
+    if set(np.unique(s)).issubset({0.0, 1.0}):
+        s = 2 * s - 1
+    n, d = X.shape
+    res = linprog(np.zeros(d), A_ub=-(s[:, None] * X), b_ub=-np.ones(n),
+                  bounds=[(None, None)] * d, method="highs")
+    if res.status not in (0, 2):
+        raise RuntimeError(f"the separability LP did not finish ({res.message})")
+    return res.status == 0
+
+
+def cover_separable_probability(n: int, dim: int) -> float:
+    """Cover's function: the probability that n points in general position in ℝ^dim
+    (hyperplanes through the origin; a bias counts as one dimension), labelled at random,
+    are linearly separable: C(n, d)/2ⁿ = 2^(1−n) Σ_{k<d} binom(n − 1, k). 1 for n ≤ d,
+    ½ at n = 2d."""
+    from scipy.stats import binom
+
+    if n <= dim:
+        return 1.0
+    return float(binom.cdf(dim - 1, n - 1, 0.5))

@@ -72,18 +72,20 @@ def pooled_sd(x, axis=-1) -> float:
 @dataclass(frozen=True)
 class Slope:
     """A least-squares slope ``slope`` ± ``se`` (units of y per unit of x) and its
-    intercept (``None`` for a fit through the origin)."""
+    intercept ± ``intercept_se`` (``None`` for a fit through the origin)."""
 
     slope: float
     se: float
     intercept: float | None = None
+    intercept_se: float | None = None
 
 
 def slope_se(x, y, *, sigma=None, groups=None, through_origin: bool = False) -> Slope:
     """Least-squares slope of y against x with its standard error.
 
     * ``sigma`` given (the standard error of each y_i): weighted fit, w_i = 1/σ_i²,
-      slope = Σw(x−x̄_w)(y−ȳ_w)/Σw(x−x̄_w)², se = 1/√(Σw(x−x̄_w)²) (known errors);
+      slope = Σw(x−x̄_w)(y−ȳ_w)/Σw(x−x̄_w)², se = 1/√(Σw(x−x̄_w)²) (known errors),
+      intercept se = √(1/Σw + x̄_w² se²);
       through the origin: slope = Σwxy/Σwx², se = 1/√(Σwx²).
     * ``groups`` given (a label per point; repeated runs at one x): ordinary fit whose
       error variance is the *pure error* Σ(y − ȳ_group)²/(n − n_groups), so that a
@@ -105,7 +107,8 @@ def slope_se(x, y, *, sigma=None, groups=None, through_origin: bool = False) -> 
         xm, ym = np.sum(w * x) / w.sum(), np.sum(w * y) / w.sum()
         sxx = np.sum(w * (x - xm) ** 2)
         b = float(np.sum(w * (x - xm) * (y - ym)) / sxx)
-        return Slope(b, float(1 / np.sqrt(sxx)), float(ym - b * xm))
+        return Slope(b, float(1 / np.sqrt(sxx)), float(ym - b * xm),
+                     float(np.sqrt(1 / w.sum() + xm**2 / sxx)))
     g = None if groups is None else np.broadcast_to(np.asarray(groups), x.shape).ravel()[keep]
     x, y = x[keep], y[keep]
     if through_origin:
@@ -122,7 +125,9 @@ def slope_se(x, y, *, sigma=None, groups=None, through_origin: bool = False) -> 
         labels, inv = np.unique(g, return_inverse=True)
         means = np.bincount(inv, y) / np.bincount(inv)
         resid, dof = y - means[inv], x.size - labels.size
-    return Slope(b, float(np.sqrt(resid @ resid / dof / sxx)), a)
+    s2 = resid @ resid / dof
+    a_se = None if a is None else float(np.sqrt(s2 * (1 / x.size + x.mean() ** 2 / sxx)))
+    return Slope(b, float(np.sqrt(s2 / sxx)), a, a_se)
 
 
 # ------------------------------------------------------------------ chi-square

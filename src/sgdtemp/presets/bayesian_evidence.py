@@ -36,6 +36,9 @@ PARAMETERS = ParameterSet(
                "paper": [1e-4, 1e-3, 1e-2, 0.1, 0.316, 1.0, 3.16, 10.0, 31.6, 100.0, 1e3]},
               list_of(positive, min_len=4),
               "prior precisions λ (prior N(0, I/λ)), increasing; half a decade apart near the optimum"),
+        Param("n_memorize", 300, in_range(20, 12000, integer=True),
+              "training examples per subset of the capacity test (between d and 2d: random labels "
+              "are then separable by Cover's theorem without being a mere interpolation)"),
         Param("reparam_spread", 10.0, in_range(1.0, 1e4),
               "the reparametrisation θ = Aθ' scales directions by factors in [1/spread, spread]"),
         Param("data_dir", None, optional(text),

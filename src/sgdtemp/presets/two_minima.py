@@ -34,6 +34,13 @@ def _invariance_batches(cfg) -> "str | None":
     if max(bs) > cfg.n_train:
         return (f"invariance_batch_sizes and breaking_batch_size must not exceed n_train "
                 f"({cfg.n_train}); got {max(bs)}.")
+    if max(bs + list(cfg.onset_batch_sizes)) > cfg.n_train:
+        return (f"onset_batch_sizes must not exceed n_train ({cfg.n_train}); "
+                f"got {max(cfg.onset_batch_sizes)}.")
+    if set(cfg.onset_batch_sizes) & set(bs):
+        return "onset_batch_sizes must differ from the invariance and breaking batch sizes."
+    if max(cfg.onset_batch_sizes) >= cfg.breaking_batch_size:
+        return "onset_batch_sizes must be smaller than breaking_batch_size."
     if cfg.breaking_batch_size <= max(cfg.invariance_batch_sizes):
         return ("breaking_batch_size must be larger than every invariance batch size "
                 "(it is the large-learning-rate run).")
@@ -63,6 +70,9 @@ PARAMETERS = ParameterSet(
               "temperature of the invariance test"),
         Param("invariance_batch_sizes", [2, 8, 32], list_of(positive_int, min_len=2),
               "batch sizes run at the invariance temperature (lr = T·batch_size)"),
+        Param("onset_batch_sizes", [80, 160], list_of(positive_int, min_len=1),
+              "batch sizes between the invariance ones and breaking_batch_size, whose lr = T·batch_size "
+              "resolves how the occupancy departs from invariance at order lr"),
         Param("breaking_batch_size", 320, positive_int,
               "a batch size whose lr = T·batch_size is large enough to break invariance"),
         Param("n_replicas_invariance", {"smoke": 800, "default": 2000, "paper": 8000}, positive_int,

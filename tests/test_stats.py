@@ -64,6 +64,17 @@ def test_slope_standard_error_has_its_coverage(kind):
         assert np.mean(icpt_se) == pytest.approx(np.std(icpt), rel=0.08)
 
 
+def test_slope_accepts_broadcastable_arrays_with_nans():
+    x = np.array([0.0, 1.0, 2.0])[:, None, None]
+    y = np.arange(12.0).reshape(3, 2, 2) / 4 + x
+    y[1, 0, 0] = np.nan
+    f = stats.slope_se(x, y, groups=x)
+    flat = stats.slope_se(np.broadcast_to(x, y.shape).ravel()[np.isfinite(y.ravel())],
+                          y.ravel()[np.isfinite(y.ravel())],
+                          groups=np.broadcast_to(x, y.shape).ravel()[np.isfinite(y.ravel())])
+    assert f == flat
+
+
 def test_slope_pure_error_ignores_curvature_of_the_mean():
     x = np.repeat([0.0, 1.0, 2.0], 3)
     y = x**2 + np.tile([-0.1, 0.0, 0.1], 3)

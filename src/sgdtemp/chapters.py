@@ -31,6 +31,7 @@ CHAPTER_ORDER = (
     "power_law",
     "noise_enhancement",
     "reproducing",
+    "claims_report",
 )
 
 

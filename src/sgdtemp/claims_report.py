@@ -162,10 +162,10 @@ class ClaimRate:
             return None
         return binomial_below(self.n_hold, self.n, self.expected_rate)
 
-    @property
-    def flagged(self) -> bool:
+    def flagged(self, flag_p: float = FLAG_P) -> bool:
+        """Held significantly less often than expected: binomial p-value below ``flag_p``."""
         p = self.p_value
-        return p is not None and p < FLAG_P
+        return p is not None and p < flag_p
 
 
 def load_runs(chapter: str) -> list[dict]:

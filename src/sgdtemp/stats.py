@@ -94,11 +94,12 @@ def slope_se(x, y, *, sigma=None, groups=None, through_origin: bool = False) -> 
 
     Non-finite points are dropped.
     """
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    shape = np.broadcast_shapes(x.shape, y.shape)  # x, y, sigma, groups: any broadcastable shapes
+    x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
     keep = np.isfinite(x) & np.isfinite(y)
     if sigma is not None:
-        w = 1.0 / np.broadcast_to(np.asarray(sigma, dtype=float), x.shape).ravel() ** 2
+        w = 1.0 / np.broadcast_to(np.asarray(sigma, dtype=float), shape).ravel() ** 2
         keep &= np.isfinite(w)
         x, y, w = x[keep], y[keep], w[keep]
         if through_origin:
@@ -109,7 +110,7 @@ def slope_se(x, y, *, sigma=None, groups=None, through_origin: bool = False) -> 
         b = float(np.sum(w * (x - xm) * (y - ym)) / sxx)
         return Slope(b, float(1 / np.sqrt(sxx)), float(ym - b * xm),
                      float(np.sqrt(1 / w.sum() + xm**2 / sxx)))
-    g = None if groups is None else np.broadcast_to(np.asarray(groups), x.shape).ravel()[keep]
+    g = None if groups is None else np.broadcast_to(np.asarray(groups), shape).ravel()[keep]
     x, y = x[keep], y[keep]
     if through_origin:
         sxx = x @ x

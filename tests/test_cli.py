@@ -66,8 +66,9 @@ def test_run_writes_notebook_and_claims(tmp_path):
                 "--no-progress", "--strict")
     assert r.returncode == 0, r.stderr[-2000:]
     claims = json.loads((tmp_path / "claims.json").read_text())
-    assert claims and all(set(c) == {"id", "statement", "predicted", "measured", "tolerance",
-                                     "holds"} for c in claims)
+    # the six keys of every claim, plus the fields added later (kind, expected_rate)
+    assert claims and all(set(c) >= {"id", "statement", "predicted", "measured", "tolerance",
+                                     "holds", "kind", "expected_rate"} for c in claims)
     assert (tmp_path / "intro.ipynb").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.json", "intro.ipynb"]
 
@@ -75,11 +76,13 @@ def test_run_writes_notebook_and_claims(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", ["fokker_planck", "two_minima"])
 def test_foundation_chapters_hold_at_smoke_with_another_seed(tmp_path, chapter):
+    """Exact claims must hold; statistical ones are tracked over seeds by the claims report."""
     r = sgdtemp("run", chapter, "--fidelity", "smoke", "-p", "seed", "1", "--out", str(tmp_path),
-                "--no-progress", "--strict")
+                "--no-progress")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     claims = json.loads((tmp_path / "claims.json").read_text())
-    assert all(c["holds"] for c in claims)
+    exact = [c for c in claims if c["kind"] == "identity" and c["expected_rate"] == 1.0]
+    assert all(c["holds"] for c in exact), [c["id"] for c in exact if not c["holds"]]
 
 
 @pytest.mark.slow
@@ -107,3 +110,12 @@ def test_three_factors_runs_at_smoke_and_really_trains(tmp_path):
     stored = [json.loads(p.read_text()) for p in (tmp_path / "store").glob("*.json")]
     assert len(stored) >= 28  # every arm trained
     assert all(e["record"]["steps"] > 0 for e in stored)
+
+
+def test_claims_report_lists_missing_runs_and_rejects_bad_chapters(tmp_path):
+    r = sgdtemp("claims-report", "--seeds", "987654", "--chapters", "intro", "--dry-run")
+    assert r.returncode == 0 and r.stdout.split() == ["intro", "987654"]
+    r = sgdtemp("claims-report", "--chapters", "no_such_chapter", "--seeds", "1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "chapters" in r.stderr
+    r = sgdtemp("--help")
+    assert "claims-report" in r.stdout

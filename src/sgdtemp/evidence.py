@@ -192,12 +192,14 @@ def reparametrized(X: np.ndarray, prior_precision, A: np.ndarray) -> tuple[np.nd
 
 
 # ------------------------------------------------------------------ capacity (Cover)
-def linearly_separable(X: np.ndarray, labels: np.ndarray) -> bool:
+def linearly_separable(X: np.ndarray, labels: np.ndarray, tol: float = 1e-9) -> bool:
     """Whether some θ classifies every example correctly, s_i x_iᵀθ > 0 for all i.
 
-    Decided exactly by linear programming: the strict inequalities are feasible iff
-    s_i x_iᵀθ ≥ 1 is (rescale θ). ``labels`` in {−1, +1} or {0, 1}. Independent of
-    any optimiser or prior, so it tests the geometry alone.
+    Decided by linear programming, independent of any optimiser or prior: maximise the
+    margin t subject to s_i x_iᵀθ ≥ t, |θ_j| ≤ 1, t ≤ 1. The problem is always feasible
+    (θ = 0, t = 0) and bounded; the labels are separable iff the optimal t > ``tol`` and the
+    optimal θ separates them when checked directly.
+    ``labels`` in {−1, +1} or {0, 1}.
     """
     from scipy.optimize import linprog
 
@@ -206,11 +208,18 @@ def linearly_separable(X: np.ndarray, labels: np.ndarray) -> bool:
     if set(np.unique(s)).issubset({0.0, 1.0}):
         s = 2 * s - 1
     n, d = X.shape
-    res = linprog(np.zeros(d), A_ub=-(s[:, None] * X), b_ub=-np.ones(n),
-                  bounds=[(None, None)] * d, method="highs")
-    if res.status not in (0, 2):
+    # variables (θ, t); minimise −t; rows: t − s_i x_iᵀθ ≤ 0
+    A = np.hstack([-(s[:, None] * X), np.ones((n, 1))])
+    c = np.zeros(d + 1)
+    c[-1] = -1.0
+    res = linprog(c, A_ub=A, b_ub=np.zeros(n), bounds=[(-1, 1)] * d + [(None, 1)],
+                  method="highs")
+    if res.status != 0:
         raise RuntimeError(f"the separability LP did not finish ({res.message})")
-    return res.status == 0
+    # The answer "separable" is certified by the returned θ itself, checked directly in
+    # floating point (the LP's own feasibility tolerance could pass a margin of ~1e-7).
+    theta = res.x[:d]
+    return bool(-res.fun > tol and np.min(s * (X @ theta)) > 0)
 
 
 def cover_separable_probability(n: int, dim: int) -> float:

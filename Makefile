@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SGDTEMP_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export SGDTEMP_DATA
 
-.PHONY: book test install clean
+.PHONY: book test install clean mutate
 
 install: $(VENV)/.installed
 
@@ -26,5 +26,17 @@ book: install
 test: install
 	SGDTEMP_RESULTS=$$(mktemp -d) $(VENV)/bin/pytest --nbval-lax -v
 
+# Mutation testing of the core modules against the non-slow tests (tests/README.md): a
+# developer command, not part of `make test` or CI. MUTANTS selects mutants by name
+# pattern, e.g. make mutate MUTANTS='sgdtemp.store*'; results are kept in mutants/ and
+# a second run only tests what changed. `mutmut show NAME` prints one mutant's diff.
+MUTANTS ?=
+MUTATE_JOBS ?= 1
+mutate: install
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	env -u PYTHONPATH OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SGDTEMP_RESULTS=$$(mktemp -d) \
+	  nice -n 10 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf _build .nbval
+	rm -rf _build .nbval mutants

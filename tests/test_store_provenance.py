@@ -88,6 +88,23 @@ def test_runtime_provenance_values():
     assert r["torch"].split("+")[0] == torch.__version__.split("+")[0]
 
 
+def test_torch_version_comes_from_torch_when_imported_else_from_its_metadata(monkeypatch):
+    import importlib.metadata
+    import sys
+
+    import torch
+
+    assert store.runtime_provenance()["torch"] == torch.__version__
+    monkeypatch.delitem(sys.modules, "torch")  # as in a process that never imported it
+    assert store.runtime_provenance()["torch"] == importlib.metadata.version("torch")
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert store.runtime_provenance()["torch"] is None
+
+
 def test_provenance_values_and_creation_time(repo):
     before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     p = store.provenance(wall_time_s=np.float32(2.5), seed=[1, 2], device="cuda:X",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import struct
 import tarfile
 from pathlib import Path
@@ -15,20 +14,9 @@ import pytest
 from sgdtemp import data as D
 from sgdtemp.params import ParameterError
 
-REPO = Path(__file__).resolve().parents[1]
 
 
-def shared_data_dir() -> Path | None:
-    """$SGDTEMP_DATA, else <repo>/../shared/data, if it holds the data."""
-    for cand in (os.environ.get(D.DATA_ENV), REPO.parent / "shared" / "data"):
-        if cand and Path(cand).is_dir():
-            return Path(cand)
-    return None
-
-
-SHARED = shared_data_dir()
-needs_shared = pytest.mark.skipif(
-    SHARED is None, reason="real data absent: set SGDTEMP_DATA or provide ../shared/data")
+from shared_data import SHARED, needs  # noqa: E402  (tests/shared_data.py)
 
 
 # ---------------------------------------------------------------- IDX (Fashion-MNIST format)
@@ -222,10 +210,8 @@ def test_channel_mean_std_is_exact():
 
 
 # ---------------------------------------------------------------- the real data
-@needs_shared
+@needs("fashion_mnist")
 def test_real_fashion_mnist():
-    if not (SHARED / "fashion-mnist").is_dir():
-        pytest.skip(f"no fashion-mnist/ in {SHARED}")
     xtr, ytr, xte, yte = D.fashion_mnist_arrays(SHARED)
     assert xtr.shape == (60000, 28, 28) and xte.shape == (10000, 28, 28)
     np.testing.assert_array_equal(np.bincount(ytr), [6000] * 10)
@@ -234,10 +220,8 @@ def test_real_fashion_mnist():
     assert abs(mean[0] - 0.2860) < 1e-4 and abs(std[0] - 0.3530) < 1e-4  # published values
 
 
-@needs_shared
+@needs("cifar10")
 def test_real_cifar10_and_load_dataset():
-    if not any((SHARED / n).exists() for n in ("cifar10-jpeg.tar.gz", "cifar-10-batches-py", "cifar10-jpeg")):
-        pytest.skip(f"no CIFAR-10 in {SHARED}")
     xtr, ytr, xte, yte = D.cifar10_arrays(SHARED)  # ~7-20 s the first time, then cached
     assert xtr.shape == (50000, 32, 32, 3) and xte.shape == (10000, 32, 32, 3)
     np.testing.assert_array_equal(np.bincount(ytr), [5000] * 10)

@@ -193,3 +193,21 @@ def test_run_training_reads_the_jpeg_tarball_from_data_dir(tmp_path):
     assert r["steps"] == 2 and r["config"]["augment"] is True and not r["diverged"]
     assert set(r["curvature"]) >= {"hessian_trace", "top_eigenvalue"}
     assert r["curvature"]["n_examples"] == 8
+
+
+def test_available_says_whether_a_reader_would_find_the_files(tmp_path):
+    from sgdtemp.params import ParameterError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not D.available("cifar10", empty) and not D.available("fashion_mnist", empty)
+    write_fashion(tmp_path / "f")
+    assert D.available("fashion_mnist", tmp_path / "f") and not D.available("cifar10", tmp_path / "f")
+    write_cifar_batches(tmp_path / "c")
+    assert D.available("cifar10", tmp_path / "c")
+    (tmp_path / "c" / "cifar-10-batches-py" / "test_batch").unlink()
+    assert not D.available("cifar10", tmp_path / "c")  # an incomplete archive is not the data
+    write_jpeg_tar(tmp_path / "j")
+    assert D.available("cifar10", tmp_path / "j")
+    with pytest.raises(ParameterError, match="dataset must be one of"):
+        D.available("imagenet", tmp_path)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +12,7 @@ from sgdtemp.data import Dataset
 from sgdtemp.params import ParameterError
 from sgdtemp.train import random_crop_flip, run_training, training_config
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = next((Path(p) for p in (os.environ.get("SGDTEMP_DATA"), REPO.parent / "shared" / "data")
-               if p and Path(p).is_dir()), None)
-needs_shared = pytest.mark.skipif(
-    SHARED is None, reason="real data absent: set SGDTEMP_DATA or provide ../shared/data")
+from shared_data import SHARED, needs  # noqa: E402  (tests/shared_data.py)
 
 # Small evaluation sets keep each run to a few seconds on 2 cores.
 FAST = dict(eval_train_examples=500, eval_test_examples=500, device="cpu")
@@ -110,7 +104,7 @@ def test_divergence_is_recorded_not_raised():
     json.dumps(r, allow_nan=False)
 
 
-@needs_shared
+@needs("cifar10")
 def test_cifar_training_is_deterministic_and_measures_curvature():
     cfg = dict(dataset="cifar10", data_dir=str(SHARED), n_train=256, batch_size=32, epochs=1,
                lr=0.05, seed=3, curvature=True, gradient_noise=True, curvature_examples=32,
@@ -125,7 +119,7 @@ def test_cifar_training_is_deterministic_and_measures_curvature():
     assert a["noise"]["grad_cov_trace"] > 0
 
 
-@needs_shared
+@needs("fashion_mnist")
 def test_short_training_reduces_train_loss():
     cfg = dict(dataset="fashion_mnist", data_dir=str(SHARED), model="mlp", n_train=2000,
                batch_size=32, epochs=2, lr=0.1, **FAST)

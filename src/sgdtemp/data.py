@@ -348,6 +348,20 @@ def cifar10_arrays(data_dir: str | os.PathLike | None = None, *,
     )
 
 
+def available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether the data set ``name`` can be read from the data folder without downloading:
+    the files the readers above look for are there (their contents are not checked)."""
+    root = resolve_data_dir(data_dir)
+    if name == "fashion_mnist":
+        return any(all(_find_idx(folder, s) for s in _FASHION_STEMS)
+                   for folder in (root / "fashion-mnist", root / "FashionMNIST" / "raw"))
+    if name == "cifar10":
+        batches = root / "cifar-10-batches-py"
+        return (all((batches / n).is_file() for n in (*_CIFAR_TRAIN_BATCHES, _CIFAR_TEST_BATCH))
+                or (root / "cifar10-jpeg.tar.gz").is_file() or (root / "cifar10-jpeg").is_dir())
+    raise ParameterError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {name!r}.")
+
+
 # ---------------------------------------------------------------- subsets and corruptions
 def stratified_subset(y: np.ndarray, n: int, n_classes: int, seed: int) -> np.ndarray:
     """Sorted indices of ``n`` examples, ``n // K`` per class (the first ``n % K`` classes

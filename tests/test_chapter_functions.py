@@ -174,3 +174,9 @@ def test_every_function_a_chapter_calls_is_named_in_a_test():
     assert len(calls) > 50  # the parser still finds the chapters' calls
     untested = sorted(k for k in calls if not re.search(rf"\b{k.rsplit('.', 1)[1]}\(", tests))
     assert not untested, f"called by a chapter but named in no test: {untested}"
+
+
+def test_sgd_stationary_variance_1d_near_and_at_the_stability_edge():
+    # A = 0, B = 1, h = 1: den = 2 − η. At η = 1.5, E u² = ηΣ*/(2 − η) = 3Σ*; at η = 2 none.
+    assert pl.sgd_stationary_variance_1d(1.5, 1, 1.0, 0.2, 0.0) == pytest.approx(0.6, rel=1e-14)
+    assert pl.sgd_stationary_variance_1d(2.0, 1, 1.0, 0.2, 0.0) == float("inf")

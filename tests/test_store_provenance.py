@@ -119,3 +119,11 @@ def test_provenance_values_and_creation_time(repo):
     # Without arguments, the runtime and git state of this process and checkout.
     q = store.provenance(wall_time_s=0, seed=0)
     assert q["sgdtemp_source_sha256"] == store.source_hash() and "git_commit" in q
+
+
+def test_git_state_when_the_status_cannot_be_read(repo, monkeypatch):
+    real = store._git
+    monkeypatch.setattr(store, "_git",
+                        lambda *args, cwd: None if args[0] == "status" else real(*args, cwd=cwd))
+    s = store.git_state(repo)
+    assert s["git_commit"] == git("rev-parse", "HEAD", cwd=repo) and s["git_dirty"] is None

@@ -129,3 +129,11 @@ def test_short_training_reduces_train_loss():
     # broken update (wrong sign, no step, wrong labels) stays near or above 2.3.
     assert loss[0] > 2.0 and loss[-1] < 0.5 * loss[0]
     assert r["final"]["test_acc"] > 0.6
+
+
+def test_config_bounds_are_inclusive_and_unknown_options_list_the_allowed_ones():
+    # The whole training set and a batch of all of it are allowed (N = B: one step per epoch).
+    assert training_config(dataset="fashion_mnist", n_train=60_000)["n_train"] == 60_000
+    assert training_config(n_train=128, batch_size=128)["batch_size"] == 128
+    with pytest.raises(ParameterError, match="allowed: dataset, data_dir, model, width, lr, "):
+        training_config(learning_rate=0.1)

@@ -30,7 +30,7 @@ MUTANTS=(
 
 run_tests() {  # $1 clone, $2 setting; prints pytest's summary line, returns pytest's status
   local clone=$1 data
-  if [ "$2" = present ]; then data=$SHARED; else data=$WORK/no-such-data; fi
+  if [ "$2" = present ]; then data=$SHARED/data; else data=$WORK/no-such-data; fi
   (cd "$clone" && env -u PYTHONPATH PYTHONPATH="$clone/src" SGDTEMP_DATA="$data" \
      SGDTEMP_CACHE="$WORK/cache-$2" SGDTEMP_RESULTS="$WORK/results-$2" OMP_WAIT_POLICY=PASSIVE \
      nice -n 10 "$PY" -m pytest -m "not slow" -q -p no:randomly $TESTS >"$WORK/log" 2>&1)

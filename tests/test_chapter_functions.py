@@ -180,3 +180,24 @@ def test_sgd_stationary_variance_1d_near_and_at_the_stability_edge():
     # A = 0, B = 1, h = 1: den = 2 − η. At η = 1.5, E u² = ηΣ*/(2 − η) = 3Σ*; at η = 2 none.
     assert pl.sgd_stationary_variance_1d(1.5, 1, 1.0, 0.2, 0.0) == pytest.approx(0.6, rel=1e-14)
     assert pl.sgd_stationary_variance_1d(2.0, 1, 1.0, 0.2, 0.0) == float("inf")
+
+
+def test_claims_report_loaders_and_toy_chapters(tmp_path, monkeypatch):
+    import json
+
+    from sgdtemp import claims_report as cr
+
+    monkeypatch.setattr(cr, "results_dir", lambda: tmp_path)
+    d = tmp_path / "intro"
+    d.mkdir()
+    for s in (12, 3):
+        (d / f"seed{s}.json").write_text(json.dumps({"seed": s, "claims": []}))
+    assert [r["seed"] for r in cr.load_runs("intro")] == [3, 12]  # in seed order
+    assert cr.load_runs("power_law") == [] and cr.load_reference("intro") is None
+    (d / "reference.json").write_text(json.dumps({"seed": None, "claims": [{"id": "a"}]}))
+    assert cr.load_reference("intro") == {"seed": None, "claims": [{"id": "a"}]}
+    assert [r["seed"] for r in cr.load_runs("intro")] == [3, 12]  # the reference is not a seed
+    toys = cr.toy_chapters()
+    assert "intro" in toys and "power_law" in toys and "cifar10_temperature" not in toys
+    order = chapters.available_chapters()
+    assert toys == sorted(toys, key=order.index)  # in the book's order

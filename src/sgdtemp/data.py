@@ -348,6 +348,51 @@ def cifar10_arrays(data_dir: str | os.PathLike | None = None, *,
     )
 
 
+# ---------------------------------------------------------------- is it there?
+_NAMES = {"cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST"}
+_LOOKED_FOR = {
+    "cifar10": "cifar-10-batches-py/, cifar10-jpeg.tar.gz or cifar10-jpeg/",
+    "fashion_mnist": "the four IDX files in fashion-mnist/ or FashionMNIST/raw/",
+}
+
+
+def dataset_source(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where data set ``name`` lies in the data folder, found without reading it
+    (the first of the places its loader reads from); None when it is not there."""
+    root = resolve_data_dir(data_dir)
+    if name == "cifar10":
+        for cand in (root / "cifar-10-batches-py", root / "cifar10-jpeg.tar.gz",
+                     root / "cifar10-jpeg"):
+            if cand.exists():
+                return cand
+        return None
+    if name == "fashion_mnist":
+        for folder in (root / "fashion-mnist", root / "FashionMNIST" / "raw"):
+            if all(_find_idx(folder, s) for s in _FASHION_STEMS):
+                return folder
+        return None
+    raise ParameterError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {name!r}.")
+
+
+def require_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
+                    download_param: bool = False) -> Path:
+    """The data set's location, or DataNotFound: one sentence naming the data set, the
+    folder searched, and what to set (the ``data_dir`` parameter or ``$SGDTEMP_DATA``;
+    the ``download`` parameter only when the chapter has one)."""
+    found = dataset_source(name, data_dir)
+    if found is not None:
+        return found
+    root = resolve_data_dir(data_dir)
+    where = ("the parameter data_dir" if data_dir is not None
+             else f"the environment variable {DATA_ENV} (now {os.environ.get(DATA_ENV) or 'unset'})"
+             " or the parameter data_dir")
+    also = ", or let the chapter fetch it online with -p download True" if download_param else ""
+    raise DataNotFound(
+        f"{_NAMES[name]} is not in {root} (looked for {_LOOKED_FOR[name]}): set {where} to a "
+        f"folder holding it{also}."
+    )
+
+
 # ---------------------------------------------------------------- subsets and corruptions
 def stratified_subset(y: np.ndarray, n: int, n_classes: int, seed: int) -> np.ndarray:
     """Sorted indices of ``n`` examples, ``n // K`` per class (the first ``n % K`` classes

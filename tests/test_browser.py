@@ -6,11 +6,13 @@ network otherwise cut off, as on an offline machine. On each page:
 
 - math is typeset by MathJax loaded from the book itself (no ``\\(``, ``\\[`` or ``$$``
   left in the text, every math element rendered, no script from another host);
-- no raw equation label, ``{eq}`` role, ``Claim(`` repr or printed dict in the text;
+- no raw equation label, ``{eq}`` role, ``Claim(`` repr or printed dict in the text
+  (code, i.e. cell inputs, inline literals and API signatures, is not text);
 - every image loaded (``naturalWidth > 0``);
 - every claims table fits the 1280 px window: its verdict cells lie inside the window
   and inside every clipping box around them, and the table is not cut by its box;
-- display equations fit the text column, or scroll inside their own box;
+- display equations fit the text column whole (no part hidden in a scroll box, none
+  under its number);
 - no severe message on the JavaScript console.
 
 Chromium and chromedriver are Debian's packages (``make browser`` installs them; ``make
@@ -72,21 +74,27 @@ const tables = [...document.querySelectorAll('table.sgdtemp-claims')].map(t => {
 const article = document.querySelector('article.bd-article') || document.body;
 const aright = article.getBoundingClientRect().right;
 const equations = [...document.querySelectorAll('mjx-container[display="true"]')].map(el => {
-  let scroller = null;
-  for (let a = el; a && a !== article; a = a.parentElement) {
-    const ox = getComputedStyle(a).overflowX;
-    if (ox === 'auto' || ox === 'scroll') { scroller = a; break; }
-  }
-  const math = el.querySelector('mjx-math') || el;
-  const seen = scroller || math;
-  return {tex: (el.closest('.math') || el).getAttribute('id') || el.textContent.slice(0, 40),
-          right: seen.getBoundingClientRect().right, aright, scrolls: !!scroller};
+  const math = (el.querySelector('mjx-math') || el).getBoundingClientRect();
+  const holder = el.closest('div.math');
+  const eqno = holder && holder.querySelector('.eqno');
+  const n = eqno ? eqno.getBoundingClientRect() : null;
+  return {id: (holder && holder.id) || el.textContent.slice(0, 40),
+          hidden: el.scrollWidth - el.clientWidth, right: math.right, aright,
+          overlap: !!(n && n.width && n.left < math.right && n.right > math.left
+                      && n.top < math.bottom && n.bottom > math.top)};
 });
 const imgs = [...document.images].map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0}));
 const scripts = [...document.scripts].filter(s => s.src).map(s => s.src);
 const mathEls = [...document.querySelectorAll('div.math, span.math')];
 const untypeset = mathEls.filter(m => !m.querySelector('mjx-container')).length;
-return {text: document.body.innerText, tables, equations, imgs, scripts,
+// The text a reader reads: code (cell inputs, inline literals, API signatures) aside.
+const prose = document.body.cloneNode(true);
+prose.querySelectorAll('.cell_input, .highlight, code, dt.sig, script, style, mjx-assistive-mml')
+     .forEach(e => e.remove());
+document.body.appendChild(prose); prose.style.display = 'none';
+const text = prose.innerText || prose.textContent;
+prose.remove();
+return {text, tables, equations, imgs, scripts,
         nMath: mathEls.length, untypeset, host: location.host,
         mathjax: !!(window.MathJax && window.MathJax.version), docWidth: document.documentElement.scrollWidth, W};
 """
@@ -194,11 +202,14 @@ def page_problems(driver, url: str, shots: Path | None, name: str) -> list[str]:
     if facts["docWidth"] > WIDTH:
         problems.append(f"the page scrolls sideways ({facts['docWidth']} px wide)")
 
-    # Display equations inside the text column (or scrolling in their own box).
+    # Display equations whole inside the text column: at 1280 px nothing is hidden in a
+    # scroll box (the stylesheet lets them scroll only on narrower screens).
     for eq in facts["equations"]:
-        if eq["right"] > eq["aright"] + 1:
-            problems.append(f"equation {eq['tex']!r} runs {eq['right'] - eq['aright']:.0f} px "
-                            "past the text column")
+        if eq["hidden"] > 1 or eq["right"] > eq["aright"] + 1:
+            problems.append(f"equation {eq['id']!r} does not fit the text column "
+                            f"({max(eq['hidden'], eq['right'] - eq['aright']):.0f} px hidden)")
+        if eq["overlap"]:
+            problems.append(f"equation {eq['id']!r} runs under its number")
 
     # The JavaScript console.
     for entry in driver.get_log("browser"):

@@ -158,3 +158,26 @@ def test_claims_report_lists_missing_runs_and_rejects_bad_chapters(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "chapters" in r.stderr
     r = sgdtemp("--help")
     assert "claims-report" in r.stdout
+
+
+def _documented_runs():
+    """Every `python -m sgdtemp run ...` example in the README and in `--help`."""
+    import shlex
+    from pathlib import Path
+
+    from sgdtemp.cli import EPILOG
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [l.split("#")[0].strip() for l in (readme + "\n" + EPILOG).splitlines()]
+    return [shlex.split(l)[4:] for l in lines if l.startswith("python -m sgdtemp run ")]
+
+
+@pytest.mark.parametrize("args", _documented_runs(), ids=" ".join)
+def test_documented_examples_are_valid(args):
+    """The examples a reader copies must pass validation (running them all would take
+    minutes; the smoke runs above execute the same code paths)."""
+    from sgdtemp.chapters import validate
+    from sgdtemp.cli import _literal, build_parser
+
+    ns = build_parser().parse_args(["run", *args])
+    validate(ns.chapter, fidelity=ns.fidelity, **{k: _literal(v) for k, v in ns.param})

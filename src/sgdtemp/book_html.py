@@ -13,10 +13,10 @@ three things Jupyter Book does not do on its own:
   such as Binder is configured; this book has none).
 - **A clean console.** sphinx-thebe's duplicated inline script is dropped
   (:func:`drop_thebe_scripts`).
-- **Equation numbers in claims tables.** A statement may cite an equation as
-  ``{eq}`label``` (see :func:`sgdtemp.claims.statement_html`); the table is raw HTML
-  that Sphinx does not parse, so here each such link gets the equation's number and the
-  right page. An unknown label is a build warning (an error under ``-W``).
+- **Equation numbers in claims tables.** A statement may cite an equation with MyST's
+  ``{eq}`` role, as the prose does (see :func:`sgdtemp.claims.statement_html`); the table
+  is raw HTML that Sphinx does not parse, so here each such link gets the equation's
+  number and the right page. An unknown label is a build warning (an error under ``-W``).
 """
 
 from __future__ import annotations

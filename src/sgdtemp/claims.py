@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+#: Where a published claims table carries its records in the notebook output's metadata.
 METADATA_KEY = "sgdtemp_claims"
 
 
@@ -101,8 +102,9 @@ _EQ_REF = re.compile(r"\{eq\}`([^`]+)`")
 
 
 def statement_html(statement: str) -> str:
-    """A claim's statement as HTML: escaped, with each {eq}`label` turned into a link
-    to ``#equation-label`` that the book build numbers."""
+    """A claim's statement as HTML: escaped, with each equation it cites with MyST's
+    ``{eq}`` role turned into a link to ``#equation-LABEL`` that the book build numbers
+    (:mod:`sgdtemp.book_html`). In an f-string the role is written ``{{eq}}``."""
     out, pos = [], 0
     for m in _EQ_REF.finditer(statement):
         out.append(html.escape(statement[pos:m.start()]))
@@ -115,7 +117,8 @@ def statement_html(statement: str) -> str:
 
 
 def statement_text(statement: str) -> str:
-    """A claim's statement as plain text ({eq}`label` becomes "eq. label")."""
+    """A claim's statement as plain text: an equation cited with the ``{eq}`` role
+    becomes its label, prefixed with "eq"."""
     return _EQ_REF.sub(lambda m: f"eq. {m.group(1)}", statement)
 
 
@@ -176,7 +179,7 @@ class ClaimsTable:
     def compare(self, id: str, statement: str, predicted: float, measured: float,
                 tolerance: float, *, expected_rate: float | None = None,
                 kind: str = "statistical") -> Claim:
-        """Numerical claim: holds when |measured − predicted| ≤ tolerance."""
+        """Numerical claim: holds when ``|measured − predicted| ≤ tolerance``."""
         predicted, measured, tolerance = (float(predicted), float(measured), float(tolerance))
         holds = bool(abs(measured - predicted) <= tolerance)
         return self._add(self._claim(id, statement, predicted, measured, tolerance, holds,
@@ -185,8 +188,8 @@ class ClaimsTable:
     def compare_se(self, id: str, statement: str, predicted: float, measured: float,
                    se: float, *, z: float = 3.0, systematic: float = 0.0,
                    kind: str = "statistical") -> Claim:
-        """Statistical claim by the rule: holds when |measured − predicted| ≤ z·se +
-        systematic, with ``se`` the standard error of ``measured − predicted`` from the
+        """Statistical claim by the rule: holds when ``|measured − predicted| ≤ z·se +
+        systematic``, with ``se`` the standard error of ``measured − predicted`` from the
         chapter's own replicas and ``systematic`` ≥ 0 a bound computed without the
         measurement (say in the statement what it is). Expected rate 2Φ(z) − 1.
         ``kind="identity"`` for a Monte Carlo check of an exact identity of the code."""

@@ -64,6 +64,38 @@ def legend_outside(ax, loc: str = "right", **kwargs):
     raise ValueError(f"loc must be 'right' or 'below'; got {loc!r}.")
 
 
+def legend_below(fig, axes=None, ncol: int = 3, **kwargs):
+    """One legend for the whole figure, below its panels and so off the data.
+
+    Collects the labelled artists of ``axes`` (default: every axes of ``fig``, twin axes
+    included), each label once, and switches the figure to constrained layout so the
+    legend gets room of its own."""
+    import numpy as np
+
+    axes = fig.axes if axes is None else list(np.atleast_1d(axes).ravel())
+    entries: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if fig.get_layout_engine() is None:
+        fig.set_layout_engine("constrained")
+    return fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+                      ncol=max(1, min(ncol, len(entries))), **kwargs)
+
+
+def sparse_log_ticks(ax, axis: str = "x") -> None:
+    """Readable tick labels on a log axis that spans little more than a decade.
+
+    There matplotlib labels minor ticks (``3×10⁻³ 4×10⁻³ ...``), which collide; instead
+    label 1, 2 and 5 times each power of ten and leave minor ticks unlabelled."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    target.set_minor_formatter(NullFormatter())
+
+
 def temperature_colors(temperatures) -> dict:
     """A colour per temperature, cold (blue) to hot (red), for plots over T."""
     import numpy as np

@@ -106,7 +106,7 @@ PER_RUN_KEYS = frozenset({
 def training_config(**kw: Any) -> dict:
     """A complete, validated training configuration: ``kw`` over the defaults.
 
-    Raises :class:`ParameterError` (one sentence naming the key) for an unknown key, a bad
+    Raises :class:`.ParameterError` (one sentence naming the key) for an unknown key, a bad
     value, or ``batch_size`` larger than the number of training examples.
     """
     for k in kw:
@@ -279,7 +279,7 @@ def run_training(config: dict, *, progress: bool = True, data: Dataset | None = 
     """Train one network with SGD and return its record (JSON-serialisable).
 
     ``config`` is completed and validated by :func:`training_config`. ``data`` may pass a
-    :class:`Dataset` already loaded for this config (to skip loading in a sweep).
+    :class:`.Dataset` already loaded for this config (to skip loading in a sweep).
 
     Seeds: ``seed`` sets the initial weights, the batch order and the augmentation;
     ``data_seed`` the training subset and the label corruption (so runs that differ only

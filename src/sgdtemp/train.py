@@ -150,7 +150,7 @@ def temperature_factor(epochs_elapsed: float, ratio: float, period: float) -> fl
     """c(e) ∈ [1/ratio, 1]: the cyclic schedule's T(e)/T_max after ``epochs_elapsed`` epochs.
 
     A triangle wave of period ``period`` epochs, starting cold: c(e) = 1/r + (1 − 1/r)·tri(e/P),
-    tri(x) = 1 − |1 − 2·frac(x)| (0 at the start of a cycle, 1 half-way).
+    ``tri(x) = 1 − |1 − 2·frac(x)|`` (0 at the start of a cycle, 1 half-way).
     """
     x = epochs_elapsed / period
     tri = 1.0 - abs(1.0 - 2.0 * (x - math.floor(x)))

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SGDTEMP_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export SGDTEMP_DATA
 
-.PHONY: book test install clean mutate
+.PHONY: book test install browser clean mutate
 
 install: $(VENV)/.installed
 
@@ -16,14 +16,22 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
+# Headless Chromium and its driver for tests/test_browser.py: Debian's packages, installed
+# only when missing (as root, or through sudo).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+
 # Build the whole book (HTML in _build/html) at default fidelity, strictly.
 book: install
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-# Library tests, CLI tests, every chapter under nbval at smoke, the strict smoke build.
-# Smoke training results go to a fresh folder, so the tests really train rather than
-# reading what an earlier run left in the cache.
-test: install
+# Library tests, CLI tests, every chapter under nbval at smoke, the strict smoke build and
+# every page of it in a headless browser. Smoke training results go to a fresh folder, so
+# the tests really train rather than reading what an earlier run left in the cache.
+test: install browser
 	SGDTEMP_RESULTS=$$(mktemp -d) $(VENV)/bin/pytest --nbval-lax -v
 
 # Mutation testing of the core modules against the non-slow tests (tests/README.md): a

@@ -1,6 +1,7 @@
 """The whole book builds strictly (-W -n) at smoke fidelity and every exact claim holds.
 
-The build executes every chapter (execute_notebooks: force); the executed notebooks
+The build (the session fixture ``smoke_book`` in ``tests/conftest.py``, shared with the
+browser test) executes every chapter (execute_notebooks: force); the executed notebooks
 it leaves in ``_build/jupyter_execute`` carry each chapter's claims in their metadata,
 so checking them costs no extra execution.
 
@@ -11,9 +12,6 @@ claims that must hold every time are required: the exact identities of the imple
 (kind "identity" with expected rate 1).
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -47,21 +45,16 @@ def test_every_chapter_is_in_the_toc():
 
 
 @pytest.mark.slow
-def test_strict_build_at_smoke_and_exact_claims_hold(tmp_path):
-    env = dict(os.environ, SGDTEMP_FIDELITY="smoke")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    r = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(tmp_path),
-                        "-W", "-n", "--keep-going"], capture_output=True, text=True, env=env,
-                       timeout=1800)
-    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+def test_strict_build_at_smoke_and_exact_claims_hold(smoke_book):
+    assert smoke_book.returncode == 0, smoke_book.log
     failing = []
     for chapter in toc_chapters():
-        nb_path = tmp_path / "_build" / "jupyter_execute" / "book" / f"{chapter}.ipynb"
+        nb_path = smoke_book.executed / "book" / f"{chapter}.ipynb"
         assert nb_path.exists(), f"{chapter} was not executed"
         claims = claims_from_notebook(nbformat.read(nb_path, as_version=4))
         if chapter not in ("reproducing", "claims_report"):
             assert claims, f"{chapter} published no claims"
-            html = (tmp_path / "_build" / "html" / "book" / f"{chapter}.html").read_text()
+            html = (smoke_book.html / "book" / f"{chapter}.html").read_text()
             assert "_images/" in html, f"{chapter} shows no figure"
         if chapter not in NETWORK_SCALE:
             failing += [f"{chapter}:{c['id']}" for c in claims or []
@@ -79,3 +72,17 @@ def test_only_exact_identities_are_required():
     assert not must_hold({"kind": "identity", "expected_rate": 0.9973})
     assert not must_hold({"kind": "statistical", "expected_rate": 0.9973})
     assert not must_hold({"id": "old-style claim without kind"})
+
+
+@pytest.mark.slow
+def test_every_chapter_offers_its_executed_notebook(smoke_book):
+    """The page's download menu links the notebook as executed by the build."""
+    assert smoke_book.returncode == 0, smoke_book.log
+    for chapter in toc_chapters():
+        page = (smoke_book.html / "book" / f"{chapter}.html").read_text()
+        assert f"_sources/book/{chapter}.ipynb" in page, f"{chapter}: no .ipynb download"
+        offered = nbformat.read(smoke_book.html / "_sources" / "book" / f"{chapter}.ipynb",
+                                as_version=4)
+        code = [c for c in offered.cells if c.cell_type == "code"]
+        assert code and all(c.get("execution_count") for c in code), \
+            f"{chapter}: the offered notebook is not the executed one"

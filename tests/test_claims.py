@@ -65,3 +65,32 @@ def test_kinds_and_expected_rates_travel_with_the_claim():
         pass
     else:
         raise AssertionError("negative systematic term accepted")
+
+
+def test_claims_html_reads_verdict_first_with_numbered_equation_links():
+    from sgdtemp.claims import claims_html
+
+    records = [dict(id="a_b", statement="S from {eq}`eq-x` <b>", predicted=1.0, measured=1.5,
+                    tolerance=0.1, holds=False)]
+    html = claims_html(records, chapter="ch")
+    row = html[html.index("<tbody>"):]
+    # The verdict is the first cell of the row, the id sits in small type under the statement.
+    assert row.index("class='verdict fails'") < row.index("class='statement'")
+    assert "<div class='claim-id'>a_b</div>" in row and "id='claim-ch-a_b'" in row
+    # The statement is escaped; its equation citation is a link the book build numbers.
+    assert "&lt;b&gt;" in row and "data-label='eq-x'" in row and "{eq}" not in row
+    assert "0 of 1 claims hold" in html
+
+
+def test_a_claim_shown_alone_is_a_verdict_line_not_a_repr():
+    from sgdtemp.claims import ClaimsTable
+
+    c = ClaimsTable("x").compare("k", "two equals two", 2, 2, 0.1)
+    assert "✓ holds" in c._repr_html_() and "Claim(" not in c._repr_html_()
+
+
+def test_offline_mathjax_bundle_is_installed():
+    """requirements.txt pins the package whose copy of MathJax the book serves."""
+    from sgdtemp.book_html import mathjax_bundle
+
+    assert (mathjax_bundle() / "tex-mml-chtml.js").is_file()

@@ -22,6 +22,9 @@ def test_help_documents_the_commands():
 def test_list_and_params():
     r = sgdtemp("list")
     assert r.returncode == 0 and "intro" in r.stdout.split()
+    from test_book import toc_chapters
+
+    assert r.stdout.split() == toc_chapters(), "`list` must follow the book's order"
     r = sgdtemp("params", "intro")
     assert r.returncode == 0 and "batch_sizes" in r.stdout
 
@@ -50,6 +53,9 @@ BAD = [
     (["run", "three_factors", "-p", "seed", "-1"], "seed"),
     (["run", "three_factors", "--fidelity", "smoke", "-p", "rescale_batch_size", "400"],
      "rescale_batch_size"),
+    # A bad value is named even when the list is also too short.
+    (["run", "two_minima", "-p", "temperatures", "[0.01, -1]"], "(-1 is not)"),
+    (["run", "two_minima", "-p", "temperatures", "[0.01, 0.02]"], "at least 3 values"),
 ]
 
 
@@ -64,10 +70,40 @@ def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path, args, name):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("chapter, extra, data, hint", [
+    ("bayesian_evidence", [], "Fashion-MNIST", None),
+    ("cifar10_temperature", ["-p", "download", "False"], "CIFAR-10", "-p download True"),
+])
+def test_missing_data_stops_before_any_cell(tmp_path, chapter, extra, data, hint):
+    """No cell runs, nothing is written; one sentence names the data set and what to set,
+    and suggests a download only where the chapter has that parameter."""
+    import os
+
+    out = tmp_path / "out"
+    env = dict(os.environ, SGDTEMP_DATA=str(tmp_path / "empty"))
+    r = sgdtemp("run", chapter, "--fidelity", "smoke", *extra, "--out", str(out), env=env)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for word in (data, "SGDTEMP_DATA", "data_dir"):
+        assert word in lines[0]
+    assert ("download" in lines[0]) == (hint is not None)
+    assert not out.exists()
+
+
 def test_run_writes_notebook_and_claims(tmp_path):
-    r = sgdtemp("run", "intro", "--fidelity", "smoke", "-p", "seed", "3", "--out", str(tmp_path),
-                "--no-progress", "--strict")
+    import os
+
+    old = os.umask(0o022)  # inherited by the child: its files must follow it, not be 0600
+    try:
+        r = sgdtemp("run", "intro", "--fidelity", "smoke", "-p", "seed", "3", "--out",
+                    str(tmp_path), "--no-progress", "--strict")
+    finally:
+        os.umask(old)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "without encryption" not in r.stderr  # the kernel talks over private IPC sockets
+    for name in ("claims.json", "intro.ipynb"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
     claims = json.loads((tmp_path / "claims.json").read_text())
     # the six keys of every claim, plus the fields added later (kind, expected_rate)
     assert claims and all(set(c) >= {"id", "statement", "predicted", "measured", "tolerance",
@@ -122,3 +158,26 @@ def test_claims_report_lists_missing_runs_and_rejects_bad_chapters(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "chapters" in r.stderr
     r = sgdtemp("--help")
     assert "claims-report" in r.stdout
+
+
+def _documented_runs():
+    """Every `python -m sgdtemp run ...` example in the README and in `--help`."""
+    import shlex
+    from pathlib import Path
+
+    from sgdtemp.cli import EPILOG
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [l.split("#")[0].strip() for l in (readme + "\n" + EPILOG).splitlines()]
+    return [shlex.split(l)[4:] for l in lines if l.startswith("python -m sgdtemp run ")]
+
+
+@pytest.mark.parametrize("args", _documented_runs(), ids=" ".join)
+def test_documented_examples_are_valid(args):
+    """The examples a reader copies must pass validation (running them all would take
+    minutes; the smoke runs above execute the same code paths)."""
+    from sgdtemp.chapters import validate
+    from sgdtemp.cli import _literal, build_parser
+
+    ns = build_parser().parse_args(["run", *args])
+    validate(ns.chapter, fidelity=ns.fidelity, **{k: _literal(v) for k, v in ns.param})

@@ -19,16 +19,17 @@ from sgdtemp import claims as claims_mod
 from sgdtemp.files import atomic_write_text
 from sgdtemp.params import Config, ParameterError, ParameterSet
 
-# Book order. A chapter is available once its file exists (later issues add more).
+# Book order, as in _toc.yml (tests/test_book.py checks the two agree). A chapter is
+# available once its file exists (later issues add more).
 CHAPTER_ORDER = (
     "intro",
     "fokker_planck",
     "two_minima",
     "cifar10_temperature",
     "three_factors",
-    "implicit_regularization",
     "bayesian_evidence",
     "power_law",
+    "implicit_regularization",
     "noise_enhancement",
     "reproducing",
     "claims_report",
@@ -73,6 +74,25 @@ def validate(chapter: str, fidelity: str | None = None, **params: Any) -> Config
     return parameter_set(chapter).resolve(fidelity=fidelity, **params)
 
 
+def check_data(chapter: str, cfg: Config) -> None:
+    """Raise DataNotFound (one sentence) when a data set the chapter reads is missing.
+
+    A chapter that reads data declares ``required_datasets(cfg)`` in its presets module.
+    A chapter with a ``download`` parameter that is on fetches what is missing itself.
+    """
+    needs = getattr(importlib.import_module(f"sgdtemp.presets.{chapter}"),
+                    "required_datasets", None)
+    if needs is None:
+        return
+    from sgdtemp.data import require_dataset
+
+    has_download = "download" in parameter_set(chapter).names()
+    if has_download and cfg.get("download"):
+        return
+    for name in needs(cfg):
+        require_dataset(name, cfg.get("data_dir"), download_param=has_download)
+
+
 def load_notebook(chapter: str, parameters: dict[str, Any] | None = None):
     """The chapter as an (unexecuted) notebook, with ``parameters`` injected papermill-style."""
     import jupytext
@@ -108,14 +128,18 @@ def run_chapter(chapter: str, out_dir: str | os.PathLike, *, fidelity: str | Non
     """Execute ``book/<chapter>.md`` and write ``out_dir/<chapter>.ipynb`` and
     ``out_dir/claims.json``.
 
-    Parameters are validated first: on a bad value ParameterError is raised and
-    nothing is created. Both files are written atomically.
+    Parameters are validated first, then the data the chapter reads is looked for: on
+    a bad value or missing data ParameterError is raised before any cell runs and
+    nothing is created. Both files are written atomically. The kernel talks to papermill
+    over local IPC sockets in a private temporary folder (not TCP on localhost).
     """
     import papermill
+    from jupyter_client.manager import AsyncKernelManager
     from papermill.exceptions import PapermillExecutionError
 
     params = dict(params or {})
     cfg = validate(chapter, fidelity=fidelity, **params)
+    check_data(chapter, cfg)
     # Pass the resolved fidelity explicitly so the run does not depend on the environment.
     injected = {"fidelity": cfg.fidelity, **params}
     out_dir = Path(out_dir)
@@ -124,9 +148,11 @@ def run_chapter(chapter: str, out_dir: str | os.PathLike, *, fidelity: str | Non
     with tempfile.TemporaryDirectory(prefix="sgdtemp-run-") as tmp:
         tmp_nb = Path(tmp) / f"{chapter}.ipynb"
         try:
+            km = AsyncKernelManager(kernel_name="python3", transport="ipc",
+                                    ip=str(Path(tmp) / "kernel"))
             nb = papermill.execute_notebook(
                 nb_in, str(tmp_nb), parameters=injected, cwd=str(book_dir()),
-                progress_bar=progress, kernel_name="python3",
+                progress_bar=progress, kernel_name="python3", km=km,
             )
             failure = None
         except PapermillExecutionError as e:

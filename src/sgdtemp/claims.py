@@ -33,11 +33,13 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+#: Where a published claims table carries its records in the notebook output's metadata.
 METADATA_KEY = "sgdtemp_claims"
 
 
@@ -66,6 +68,21 @@ class Claim:
     kind: str = "statistical"
     expected_rate: float | None = None
 
+    # A claim left as a cell's last expression shows as a one-line verdict, not a repr.
+    def _repr_html_(self) -> str:
+        mark = ("<span style='color:#1b7837;font-weight:bold'>✓ holds</span>" if self.holds
+                else "<span style='color:#b2182b;font-weight:bold'>✗ fails</span>")
+        check = "implementation check: " if self.kind == "identity" else ""
+        return (f"<p class='sgdtemp-claim'>{mark}: {check}{statement_html(self.statement)} "
+                f"(predicted {html.escape(_fmt(self.predicted))}, measured "
+                f"{html.escape(_fmt(self.measured))}, tolerance "
+                f"{html.escape(_fmt(self.tolerance))})</p>")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(f"{'holds' if self.holds else 'FAILS'}: {statement_text(self.statement)} "
+                     f"(predicted {_fmt(self.predicted)}, measured {_fmt(self.measured)}, "
+                     f"tolerance {_fmt(self.tolerance)})")
+
 
 #: ``kind`` values: a statistical comparison or decision, or an identity of the code.
 KINDS = ("statistical", "identity")
@@ -77,6 +94,73 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_fmt(x) for x in v) + "]"
     return str(v)
+
+
+# An equation cited in a statement, as in MyST: {eq}`label`. The book's Sphinx extension
+# (sgdtemp.book_html) replaces the link text with the equation's number at build time.
+_EQ_REF = re.compile(r"\{eq\}`([^`]+)`")
+
+
+def statement_html(statement: str) -> str:
+    """A claim's statement as HTML: escaped, with each equation it cites with MyST's
+    ``{eq}`` role turned into a link to ``#equation-LABEL`` that the book build numbers
+    (:mod:`sgdtemp.book_html`). In an f-string the role is written ``{{eq}}``."""
+    out, pos = [], 0
+    for m in _EQ_REF.finditer(statement):
+        out.append(html.escape(statement[pos:m.start()]))
+        label = m.group(1)
+        out.append(f"<a class='sgdtemp-eqref' data-label='{html.escape(label)}' "
+                   f"href='#equation-{html.escape(label)}'>({html.escape(label)})</a>")
+        pos = m.end()
+    out.append(html.escape(statement[pos:]))
+    return "".join(out)
+
+
+def statement_text(statement: str) -> str:
+    """A claim's statement as plain text: an equation cited with the ``{eq}`` role
+    becomes its label, prefixed with "eq"."""
+    return _EQ_REF.sub(lambda m: f"eq. {m.group(1)}", statement)
+
+
+def claims_html(claims: list[dict], chapter: str | None = None,
+                caption: str | None = None) -> str:
+    """A claims table for the page, read verdict first.
+
+    Columns: a coloured ✓/✗, the statement (its id in small type beneath it), then
+    predicted, measured and tolerance. Rows carry ``id='claim-CHAPTER-ID'`` so other
+    pages can link to a claim. The layout (widths, wrapping, colours) lives in the book's
+    stylesheet ``_static/sgdtemp.css`` under ``table.sgdtemp-claims``; the inline colour
+    only keeps the verdict readable where that stylesheet is absent (e.g. in Jupyter).
+    """
+    rows = []
+    for c in claims:
+        holds = bool(c["holds"])
+        verdict = ("<td class='verdict holds' title='holds' style='color:#1b7837'>"
+                   "✓<span class='visually-hidden'> holds</span></td>" if holds else
+                   "<td class='verdict fails' title='fails' style='color:#b2182b'>"
+                   "✗<span class='visually-hidden'> fails</span></td>")
+        row_id = f"claim-{chapter}-{c['id']}" if chapter else f"claim-{c['id']}"
+        check = ("<span class='claim-kind'>implementation check:</span> "
+                 if c.get("kind") == "identity" else "")
+        statement = (f"<td class='statement'>{check}{statement_html(str(c['statement']))}"
+                     f"<div class='claim-id'>{html.escape(str(c['id']))}</div></td>")
+        values = "".join(f"<td class='value'>{html.escape(_fmt(c[k]))}</td>"
+                         for k in ("predicted", "measured", "tolerance"))
+        rows.append(f"<tr id='{html.escape(_anchor(row_id))}'>{verdict}{statement}{values}</tr>")
+    head = ("<th class='verdict' title='verdict'>✓/✗</th><th class='statement'>claim</th>"
+            "<th class='value'>predicted</th><th class='value'>measured</th>"
+            "<th class='value'>tolerance</th>")
+    n_ok = sum(bool(c["holds"]) for c in claims)
+    if caption is None:
+        caption = f"{n_ok} of {len(claims)} claims hold"
+    return (f"<div class='sgdtemp-claims-wrap'><table class='sgdtemp-claims'>"
+            f"<caption>{html.escape(caption)}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _anchor(text: str) -> str:
+    """An HTML id made of letters, digits, '-' and '_' (other characters become '-')."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text)
 
 
 class ClaimsTable:
@@ -95,7 +179,7 @@ class ClaimsTable:
     def compare(self, id: str, statement: str, predicted: float, measured: float,
                 tolerance: float, *, expected_rate: float | None = None,
                 kind: str = "statistical") -> Claim:
-        """Numerical claim: holds when |measured − predicted| ≤ tolerance."""
+        """Numerical claim: holds when ``|measured − predicted| ≤ tolerance``."""
         predicted, measured, tolerance = (float(predicted), float(measured), float(tolerance))
         holds = bool(abs(measured - predicted) <= tolerance)
         return self._add(self._claim(id, statement, predicted, measured, tolerance, holds,
@@ -104,8 +188,8 @@ class ClaimsTable:
     def compare_se(self, id: str, statement: str, predicted: float, measured: float,
                    se: float, *, z: float = 3.0, systematic: float = 0.0,
                    kind: str = "statistical") -> Claim:
-        """Statistical claim by the rule: holds when |measured − predicted| ≤ z·se +
-        systematic, with ``se`` the standard error of ``measured − predicted`` from the
+        """Statistical claim by the rule: holds when ``|measured − predicted| ≤ z·se +
+        systematic``, with ``se`` the standard error of ``measured − predicted`` from the
         chapter's own replicas and ``systematic`` ≥ 0 a bound computed without the
         measurement (say in the statement what it is). Expected rate 2Φ(z) − 1.
         ``kind="identity"`` for a Monte Carlo check of an exact identity of the code."""
@@ -151,21 +235,7 @@ class ClaimsTable:
         return [asdict(c) for c in self.claims]
 
     def to_html(self) -> str:
-        rows = []
-        for c in self.claims:
-            mark = "✔ holds" if c.holds else "✘ fails"
-            color = "#1b7837" if c.holds else "#b2182b"
-            statement = (f"implementation check: {c.statement}" if c.kind == "identity"
-                         else c.statement)
-            cells = [c.id, statement, _fmt(c.predicted), _fmt(c.measured), _fmt(c.tolerance)]
-            tds = "".join(f"<td>{html.escape(x)}</td>" for x in cells)
-            rows.append(f"<tr>{tds}<td style='color:{color};font-weight:bold'>{mark}</td></tr>")
-        head = "".join(f"<th>{h}</th>" for h in
-                       ("id", "claim", "predicted", "measured", "tolerance", "verdict"))
-        n_ok = sum(c.holds for c in self.claims)
-        caption = f"{n_ok} of {len(self.claims)} claims hold"
-        return (f"<table class='sgdtemp-claims'><caption>{caption}</caption>"
-                f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        return claims_html(self.records(), chapter=self.chapter)
 
     def to_text(self) -> str:
         lines = [f"{self.chapter}: {sum(c.holds for c in self.claims)} of "

@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sgdtemp.chapters import ChapterFailed, run_chapter
+    from sgdtemp.claims import statement_text
 
     params: dict[str, Any] = {}
     for name, value in args.param:
@@ -127,5 +128,5 @@ def _run(args: argparse.Namespace) -> int:
     print(f"wrote {result.notebook} and claims.json: {ok} of {n} claims hold")
     for c in result.claims:
         if not c["holds"]:
-            print(f"  fails: {c['id']}: {c['statement']}")
+            print(f"  fails: {c['id']}: {statement_text(c['statement'])}")
     return 1 if (args.strict and ok < n) else 0

@@ -30,7 +30,7 @@ def t_multiplier(dof: int, z: float = Z_CLAIM) -> float:
     """t_dof⁻¹(Φ(z)): the multiple of an estimated standard error (from ``dof`` degrees of
     freedom) whose two-sided exceedance rate equals that of z known standard errors
     (0.27% for z = 3). With few seeds the plain z is far too lenient: at 2 degrees of
-    freedom, |t| > 3 happens 9.5% of the time; the multiplier is 19.2 there, 4.09 at 10,
+    freedom, ``|t| > 3`` happens 9.5% of the time; the multiplier is 19.2 there, 4.09 at 10,
     3.62 at 16, and tends to z as dof grows."""
     if dof < 1:
         raise ValueError(f"dof must be a positive integer; got {dof!r}")
@@ -107,7 +107,7 @@ class BreakingPoint:
     beta_star: float | None
 
     def detectable(self) -> float:
-        """The smallest |difference| the test detects at a β: threshold × standard error."""
+        """The smallest ``|difference|`` the test detects at a β: threshold × standard error."""
         return self.threshold * self.se[-1]
 
 
@@ -119,7 +119,7 @@ def breaking_point(betas, y, diverged=None, z: float = Z_CLAIM) -> BreakingPoint
     spread); ``betas`` must contain 1; ``diverged`` (same shape, optional) marks runs that
     diverged. The paired differences d_{β,s} = y_{β,s} − y_{1,s} have a seed variance
     pooled over the β ≠ 1 without divergence, s² = Σ_β Σ_s (d − d̄_β)² / dof,
-    dof = Σ_β (n_s − 1), so se_β = s/√n_s. A β leaves β = 1 when |d̄_β| > t·se_β, t =
+    dof = Σ_β (n_s − 1), so se_β = s/√n_s. A β leaves β = 1 when ``|d̄_β| > t·se_β``, t =
     :func:`t_multiplier` (dof) (the rate of a 3-s.e. test), or when any of its runs
     diverged. β* is the first β > 1 (ascending) that leaves.
     """

@@ -1,7 +1,7 @@
 """Curvature and gradient noise of a network's training loss, with torch.func.
 
 All quantities refer to the loss over a fixed set of examples given as ``batches``
-(a list of ``(x, y)`` pairs), weighted by batch size:
+(a list of ``(x, y)`` pairs), weighted by batch size::
 
     L(θ) = (1/N) Σ_i ℓ(f_θ(x_i), y_i),   N = Σ_b |b|,
 

@@ -348,18 +348,55 @@ def cifar10_arrays(data_dir: str | os.PathLike | None = None, *,
     )
 
 
-def available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
-    """Whether the data set ``name`` can be read from the data folder without downloading:
-    the files the readers above look for are there (their contents are not checked)."""
+# ---------------------------------------------------------------- is it there?
+_NAMES = {"cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST"}
+_LOOKED_FOR = {
+    "cifar10": "cifar-10-batches-py/, cifar10-jpeg.tar.gz or cifar10-jpeg/",
+    "fashion_mnist": "the four IDX files in fashion-mnist/ or FashionMNIST/raw/",
+}
+
+
+def dataset_source(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where data set ``name`` lies in the data folder, found without reading it
+    (the first of the places its loader reads from); None when it is not there."""
     root = resolve_data_dir(data_dir)
-    if name == "fashion_mnist":
-        return any(all(_find_idx(folder, s) for s in _FASHION_STEMS)
-                   for folder in (root / "fashion-mnist", root / "FashionMNIST" / "raw"))
     if name == "cifar10":
-        batches = root / "cifar-10-batches-py"
-        return (all((batches / n).is_file() for n in (*_CIFAR_TRAIN_BATCHES, _CIFAR_TEST_BATCH))
-                or (root / "cifar10-jpeg.tar.gz").is_file() or (root / "cifar10-jpeg").is_dir())
+        for cand in (root / "cifar-10-batches-py", root / "cifar10-jpeg.tar.gz",
+                     root / "cifar10-jpeg"):
+            if cand.exists():
+                return cand
+        return None
+    if name == "fashion_mnist":
+        for folder in (root / "fashion-mnist", root / "FashionMNIST" / "raw"):
+            if all(_find_idx(folder, s) for s in _FASHION_STEMS):
+                return folder
+        return None
     raise ParameterError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {name!r}.")
+
+
+def require_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
+                    download_param: bool = False) -> Path:
+    """The data set's location, or DataNotFound: one sentence naming the data set, the
+    folder searched, and what to set (the ``data_dir`` parameter or ``$SGDTEMP_DATA``;
+    the ``download`` parameter only when the chapter has one)."""
+    found = dataset_source(name, data_dir)
+    if found is not None:
+        return found
+    root = resolve_data_dir(data_dir)
+    where = ("the parameter data_dir" if data_dir is not None
+             else f"the environment variable {DATA_ENV} (now {os.environ.get(DATA_ENV) or 'unset'})"
+             " or the parameter data_dir")
+    also = ", or let the chapter fetch it online with -p download True" if download_param else ""
+    raise DataNotFound(
+        f"{_NAMES[name]} is not in {root} (looked for {_LOOKED_FOR[name]}): set {where} to a "
+        f"folder holding it{also}."
+    )
+
+
+def available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether the data set ``name`` can be read from the data folder without downloading
+    (:func:`dataset_source` finds it; the files' contents are not checked)."""
+    return dataset_source(name, data_dir) is not None
 
 
 # ---------------------------------------------------------------- subsets and corruptions

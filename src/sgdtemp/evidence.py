@@ -196,7 +196,7 @@ def linearly_separable(X: np.ndarray, labels: np.ndarray, tol: float = 1e-9) -> 
     """Whether some θ classifies every example correctly, s_i x_iᵀθ > 0 for all i.
 
     Decided by linear programming, independent of any optimiser or prior: maximise the
-    margin t subject to s_i x_iᵀθ ≥ t, |θ_j| ≤ 1, t ≤ 1. The problem is always feasible
+    margin t subject to s_i x_iᵀθ ≥ t, ``|θ_j| ≤ 1``, t ≤ 1. The problem is always feasible
     (θ = 0, t = 0) and bounded; the labels are separable iff the optimal t > ``tol`` and the
     optimal θ separates them when checked directly.
     ``labels`` in {−1, +1} or {0, 1}.

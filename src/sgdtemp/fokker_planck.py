@@ -279,7 +279,7 @@ def fp_evolve(op: FPOperator, p0: np.ndarray, t: float, n_steps: int,
     ``method="expm"``: exact in time (scipy's ``expm_multiply``);
     ``method="implicit"``: implicit Euler with step t/n_steps (one sparse LU,
     first order in time, unconditionally stable and positivity-preserving).
-    Both conserve Σ p · cell_volume. Returns shape (n_steps + 1, *op.shape).
+    Both conserve Σ p · cell_volume. Returns shape ``(n_steps + 1, *op.shape)``.
     """
     p = np.asarray(p0, dtype=float).ravel()
     if p.size != op.matrix.shape[0]:
@@ -303,7 +303,7 @@ def fp_evolve(op: FPOperator, p0: np.ndarray, t: float, n_steps: int,
 # ------------------------------------------------------------------ escape
 def kramers_rate(loss_barrier: float, curv_min: float, curv_saddle: float,
                  diffusion: float) -> float:
-    """Kramers escape rate (overdamped, constant D, 1-D), in 1/time:
+    """Kramers escape rate (overdamped, constant D, 1-D), in 1/time::
 
         k = sqrt(h_min |h_s|) / (2π) · exp(−ΔL / D),
 

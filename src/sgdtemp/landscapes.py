@@ -53,7 +53,7 @@ class FiniteSumProblem(ABC):
         """Per-example gradient covariance Σ(θ) = (1/N) Σ_i (∇ℓ_i − ∇L)(∇ℓ_i − ∇L)ᵀ.
 
         Shape ``(..., d, d)``; units of gradient². The covariance of a minibatch
-        gradient is :func:`minibatch_covariance` of this.
+        gradient is :func:`.minibatch_covariance` of this.
         """
         g = self.example_grads(theta)
         c = g - g.mean(-2, keepdims=True)

@@ -21,8 +21,8 @@ from torch import nn
 from sgdtemp.params import ParameterError
 
 MODELS = ("small_cnn", "mlp", "resnet")
-#: Models without BatchNorm or other state updated in the forward pass: their runs can share
-#: one vectorized step (``sgdtemp.train.run_trainings``).
+#: Models without BatchNorm or other state updated in the forward pass, whose runs can
+#: share one vectorized step (``sgdtemp.train.run_trainings``).
 STATELESS_MODELS = ("mlp",)
 
 

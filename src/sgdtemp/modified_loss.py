@@ -267,7 +267,7 @@ def fit_error_order(lrs, errors, n_corrections: int = 1):
 
 
 def trace_coefficient_ratio(mean_iterates: np.ndarray, flows: dict[str, np.ndarray]) -> np.ndarray:
-    """ρ = (ω̄ − ω_GD)·Δ / |Δ|²,  Δ = ω_SGD − ω_GD  (flow endpoints from :func:`flow_endpoints`).
+    """ρ = (ω̄ − ω_GD)·Δ / ‖Δ‖²,  Δ = ω_SGD − ω_GD  (flow endpoints from :func:`flow_endpoints`).
 
     The tr Σ term of E C_SGD moves the flow endpoint by Δ, linearly in its coefficient
     (ε/4B)(N−B)/(N−1) to leading order; ρ is the coefficient the mean iterates ω̄ (shape

@@ -79,12 +79,15 @@ def list_of(item: Check, *, min_len: int = 1) -> Check:
     """A list or tuple of at least ``min_len`` items, each passing ``item``."""
 
     def check(v: Any) -> str | None:
-        if not isinstance(v, (list, tuple)) or len(v) < min_len:
+        if not isinstance(v, (list, tuple)):
             return f"a list of at least {min_len} values"
+        # A bad value first: it is the likelier mistake, and a shorter list may be fine.
         for x in v:
             why = item(x)
             if why is not None:
-                return f"a list of at least {min_len} values, each {why}"
+                return f"a list whose values are each {why} ({x!r} is not)"
+        if len(v) < min_len:
+            return f"a list of at least {min_len} values (this one has {len(v)})"
         return None
 
     return check
@@ -131,6 +134,15 @@ class Config(dict):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def _repr_html_(self) -> str:
+        """Shown when a chapter displays its resolved parameters: ``name = value`` pairs
+        in one wrapping line (a dict's repr reads as code, not as a setting)."""
+        import html
+
+        items = " · ".join(f"<code>{html.escape(k)} = {html.escape(repr(v))}</code>"
+                           for k, v in self.items())
+        return f"<p class='sgdtemp-config'>parameters: {items}</p>"
 
 
 def resolve_fidelity(fidelity: Any) -> str:

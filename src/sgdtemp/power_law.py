@@ -206,7 +206,7 @@ def mean_first_passage_time(levels: np.ndarray, h: float, L_star: float, tempera
                             monitor_step: float | None = None) -> np.ndarray:
     """Mean SDE time (units of η·steps) for L, started at θ*, to first reach c·L*.
 
-    Isotropic quadratic L = L* + ½hρ², ρ = |θ − θ*|, noise covariance T·Σ with Σ from
+    Isotropic quadratic L = L* + ½hρ², ρ = ‖θ − θ*‖, noise covariance T·Σ with Σ from
     ``model`` ("paper": 2LH; "gaussian": 2LH + ∇L∇Lᵀ; "gibbs": 2L*H, constant). The radius
     obeys dρ = (−hρ + (d−1)D_t/ρ) dt + sqrt(2D_r) dW (Itô), so with the radial stationary
     density p_s the mean exit time from the ball ρ < ρ_c (reflecting at 0) is

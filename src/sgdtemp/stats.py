@@ -204,14 +204,14 @@ def bootstrap(x, statistic: Callable[[np.ndarray], float] = np.mean, n_boot: int
 
 # ------------------------------------------------------------------ tolerances and rates
 
-#: The standard score of a single claim's tolerance: 3 standard errors.
+#: The standard score of a single claim's tolerance (3 standard errors).
 Z_CLAIM = 3.0
 
 
 def two_sided_rate(z: float = Z_CLAIM, bias: float = 0.0) -> float:
-    """P(|Z + bias| ≤ z), Z ~ N(0, 1) = Φ(z − bias) − Φ(−z − bias).
+    """``P(|Z + bias| ≤ z)``, Z ~ N(0, 1) = Φ(z − bias) − Φ(−z − bias).
 
-    The rate at which a claim "|measured − predicted| ≤ z·se" holds when the estimate is
+    The rate at which a claim ``|measured − predicted| ≤ z·se`` holds when the estimate is
     Gaussian with standard error se and a known systematic offset ``bias`` (in units of
     se). With no bias and z = 3: 0.9973.
     """

@@ -90,7 +90,7 @@ def _at_default(k: str, v: Any) -> bool:
 def canonical_config(config: Mapping[str, Any]) -> dict:
     """The configuration as it is keyed and stored: plain JSON values, without
     the location entries of :data:`LOCATION_KEYS` and the later options of
-    :data:`KEYED_WHEN_SET` that hold their default."""
+    ``KEYED_WHEN_SET`` that hold their default."""
     return {k: _plain(v) for k, v in config.items()
             if k not in LOCATION_KEYS and not _at_default(k, v)}
 

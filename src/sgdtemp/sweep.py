@@ -233,7 +233,7 @@ def run_grid(configs: Iterable[Mapping[str, Any]], run_fn: RunFn | None = None, 
     configs : the runs (duplicates are computed once).
     run_fn : ``run_fn(config) -> record`` (picklable for the pool and Dask). Default:
         ``sgdtemp.train.run_training`` without its progress bar.
-    store : a :class:`ResultsStore` or its folder (default :func:`default_store_dir`).
+    store : a :class:`.ResultsStore` or its folder (default :func:`.default_store_dir`).
     executor : ``None`` or ``"local"`` (process pool), ``"serial"`` (this process), a
         Dask scheduler address, or a ``distributed.Client``.
     n_workers : processes of the local pool (default: min(runs to do, CPU count)).

@@ -106,7 +106,7 @@ PER_RUN_KEYS = frozenset({
 def training_config(**kw: Any) -> dict:
     """A complete, validated training configuration: ``kw`` over the defaults.
 
-    Raises :class:`ParameterError` (one sentence naming the key) for an unknown key, a bad
+    Raises :class:`.ParameterError` (one sentence naming the key) for an unknown key, a bad
     value, or ``batch_size`` larger than the number of training examples.
     """
     for k in kw:
@@ -150,7 +150,7 @@ def temperature_factor(epochs_elapsed: float, ratio: float, period: float) -> fl
     """c(e) ∈ [1/ratio, 1]: the cyclic schedule's T(e)/T_max after ``epochs_elapsed`` epochs.
 
     A triangle wave of period ``period`` epochs, starting cold: c(e) = 1/r + (1 − 1/r)·tri(e/P),
-    tri(x) = 1 − |1 − 2·frac(x)| (0 at the start of a cycle, 1 half-way).
+    ``tri(x) = 1 − |1 − 2·frac(x)|`` (0 at the start of a cycle, 1 half-way).
     """
     x = epochs_elapsed / period
     tri = 1.0 - abs(1.0 - 2.0 * (x - math.floor(x)))
@@ -279,7 +279,7 @@ def run_training(config: dict, *, progress: bool = True, data: Dataset | None = 
     """Train one network with SGD and return its record (JSON-serialisable).
 
     ``config`` is completed and validated by :func:`training_config`. ``data`` may pass a
-    :class:`Dataset` already loaded for this config (to skip loading in a sweep).
+    :class:`.Dataset` already loaded for this config (to skip loading in a sweep).
 
     Seeds: ``seed`` sets the initial weights, the batch order and the augmentation;
     ``data_seed`` the training subset and the label corruption (so runs that differ only

@@ -114,7 +114,7 @@ class Basins:
 class TwoMinimaProblem(FiniteSumProblem):
     """ℓ_i(θ) = V(θ − x_i) + y_i f(θ) over the examples (x_i, y_i); dim = 1.
 
-    Besides the :class:`FiniteSumProblem` interface (θ of shape (..., 1)), the exact
+    Besides the :class:`.FiniteSumProblem` interface (θ of shape (..., 1)), the exact
     scalar functions :meth:`loss_1d`, :meth:`dloss_1d`, :meth:`d2loss_1d` and
     :meth:`sigma_1d` take θ of any shape (a grid) and return the same shape.
     """

@@ -46,3 +46,8 @@ PARAMETERS = ParameterSet(
     ],
     rules=[_two_classes, _grid],
 )
+
+
+def required_datasets(cfg) -> list[str]:
+    """The data the chapter reads (checked by ``python -m sgdtemp run`` before any cell)."""
+    return ["fashion_mnist"]

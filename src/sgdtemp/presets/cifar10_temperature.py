@@ -97,3 +97,8 @@ def training_configs(cfg: Config) -> list[dict]:
     )
     return [training_config(**c) for c in temperature_grid(cfg.temperatures, cfg.batch_sizes,
                                                            seed=seeds, **fixed)]
+
+
+def required_datasets(cfg: Config) -> list[str]:
+    """The data the chapter reads (checked by ``python -m sgdtemp run`` before any cell)."""
+    return [cfg.dataset]

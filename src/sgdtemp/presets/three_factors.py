@@ -214,3 +214,8 @@ def training_configs(cfg: Config) -> list[dict]:
     """Every run of the chapter (all arms, in the order of :data:`ARMS`)."""
     arms = arm_configs(cfg)
     return [c for a in ARMS for c in arms[a]]
+
+
+def required_datasets(cfg) -> list[str]:
+    """The data the chapter reads (checked by ``python -m sgdtemp run`` before any cell)."""
+    return [cfg.dataset]

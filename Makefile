@@ -44,7 +44,7 @@ mutate: install
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	env -u PYTHONPATH OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SGDTEMP_RESULTS=$$(mktemp -d) \
 	  nice -n 10 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
-	$(VENV)/bin/mutmut results
+	$(VENV)/bin/mutmut results | grep -v ": not checked" || true
 
 clean:
 	rm -rf _build .nbval mutants

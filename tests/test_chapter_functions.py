@@ -201,3 +201,39 @@ def test_claims_report_loaders_and_toy_chapters(tmp_path, monkeypatch):
     assert "intro" in toys and "power_law" in toys and "cifar10_temperature" not in toys
     order = chapters.available_chapters()
     assert toys == sorted(toys, key=order.index)  # in the book's order
+
+
+def test_legends_off_the_data():
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2)
+    try:
+        a.plot([0, 1], label="η/B = 1e-3")
+        b.plot([1, 0], label="η/B = 4e-3")
+        b.plot([0, 0], label="η/B = 1e-3")  # the same label on another panel: listed once
+        leg = plotting.legend_below(fig)
+        assert [t.get_text() for t in leg.get_texts()] == ["η/B = 1e-3", "η/B = 4e-3"]
+        assert fig.get_layout_engine() is not None
+        right = plotting.legend_outside(a)
+        assert right.get_bbox_to_anchor().x0 > a.get_window_extent().x1  # right of the axes
+        below = plotting.legend_outside(b, loc="below")
+        assert below.get_bbox_to_anchor().y0 < b.get_window_extent().y0  # under the axes
+        with pytest.raises(ValueError, match="loc must be 'right' or 'below'"):
+            plotting.legend_outside(a, loc="left")
+    finally:
+        plt.close(fig)
+
+
+def test_sparse_log_ticks_label_one_two_five_per_decade():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        ax.set_xscale("log")
+        ax.set_xlim(2e-3, 3e-2)
+        plotting.sparse_log_ticks(ax)
+        ticks = [t for t in ax.get_xticks() if 2e-3 <= t <= 3e-2]
+        assert ticks == pytest.approx([2e-3, 5e-3, 1e-2, 2e-2], rel=1e-9)
+        assert ax.xaxis.get_minor_formatter()(3e-3) == ""
+    finally:
+        plt.close(fig)

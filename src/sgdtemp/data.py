@@ -361,8 +361,10 @@ def dataset_source(name: str, data_dir: str | os.PathLike | None = None) -> Path
     (the first of the places its loader reads from); None when it is not there."""
     root = resolve_data_dir(data_dir)
     if name == "cifar10":
-        for cand in (root / "cifar-10-batches-py", root / "cifar10-jpeg.tar.gz",
-                     root / "cifar10-jpeg"):
+        batches = root / "cifar-10-batches-py"
+        if all((batches / n).is_file() for n in (*_CIFAR_TRAIN_BATCHES, _CIFAR_TEST_BATCH)):
+            return batches  # an incomplete archive (an interrupted download) is not the data
+        for cand in (root / "cifar10-jpeg.tar.gz", root / "cifar10-jpeg"):
             if cand.exists():
                 return cand
         return None

@@ -93,6 +93,8 @@ def _fmt(v: Any) -> str:
         return f"{v:.4g}"
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, dict):  # "a: 1, b: 2", not a Python repr
+        return ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
     return str(v)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sgdtemp.train import plan_groups, run_training, run_trainings, training_config
+from tests.test_train import synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = next((Path(p) for p in (os.environ.get("SGDTEMP_DATA"), REPO.parent / "shared" / "data")
@@ -70,22 +71,6 @@ def test_groups_are_cut_by_shared_options_and_size():
     cfgs = [training_config(**base, seed=s, lr=0.1, batch_size=B) for B in (50, 100) for s in range(5)]
     cfgs.append(training_config(**{**base, "model": "small_cnn"}, lr=0.1))  # BatchNorm: alone
     assert plan_groups(cfgs, max_group=3) == [[0, 1, 2], [3, 4], [5, 6, 7], [8, 9], [10]]
-
-
-def synthetic_dataset(n=256, seed=0):
-    """Separable toy images (class c has a bright row 2c): no files needed."""
-    import numpy as np
-    import torch
-
-    from sgdtemp.data import Dataset
-
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 4, (n,), generator=g)
-    x = torch.randint(0, 60, (n, 1, 8, 8), generator=g, dtype=torch.uint8)
-    x[torch.arange(n), 0, 2 * y] = 250
-    return Dataset(name="fashion_mnist", x_train=x, y_train=y, x_test=x[:64], y_test=y[:64],
-                   x_shift=x[64:128], y_shift=y[64:128], n_classes=4, mean=(0.2,), std=(0.3,),
-                   classes=("a", "b", "c", "d"), train_index=np.arange(n))
 
 
 def test_a_group_on_synthetic_data_matches_one_at_a_time():

@@ -274,6 +274,22 @@ def _device_name(dev: torch.device) -> str:
     return "cpu"
 
 
+def _evaluation_indices(cfg: dict, data: Dataset, n: int,
+                        dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed evaluation subsets of a run: ``eval_train_examples`` training indices (a
+    seeded permutation, the same for every seed of this data) on ``dev``, and the test
+    indices (the test files are sorted by class, so a subset is a fixed class-balanced
+    sample; all of them when ``eval_test_examples`` is None)."""
+    eval_idx = torch.from_numpy(
+        np.random.default_rng(12345).permutation(n)[: cfg["eval_train_examples"]]).to(dev)
+    n_test = len(data.y_test)
+    k_test = min(cfg["eval_test_examples"] or n_test, n_test)
+    test_idx = torch.from_numpy(
+        stratified_subset(data.y_test.numpy(), k_test, data.n_classes, 0) if k_test < n_test
+        else np.arange(n_test))
+    return eval_idx, test_idx
+
+
 # ---------------------------------------------------------------- the run
 def run_training(config: dict, *, progress: bool = True, data: Dataset | None = None) -> dict:
     """Train one network with SGD and return its record (JSON-serialisable).
@@ -342,15 +358,7 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     trace: dict[str, list] | None = {"lr": [], "batch_size": []} if scheduled else None
     alpha, penalty = cfg["enhance_alpha"], cfg["grad_penalty"]
     params = [p for p in model.parameters() if p.requires_grad]
-    # A fixed training subset for evaluation, the same for every seed of this data.
-    eval_idx = torch.from_numpy(np.random.default_rng(12345).permutation(n)[: cfg["eval_train_examples"]])
-    eval_idx = eval_idx.to(dev)
-    # The test files are sorted by class: a subset is a fixed class-balanced sample.
-    n_test = len(data.y_test)
-    k_test = min(cfg["eval_test_examples"] or n_test, n_test)
-    test_idx = torch.from_numpy(
-        stratified_subset(data.y_test.numpy(), k_test, data.n_classes, 0) if k_test < n_test
-        else np.arange(n_test))
+    eval_idx, test_idx = _evaluation_indices(cfg, data, n, dev)
     evalsets = {
         "train": (x_train[eval_idx], y_train[eval_idx]),
         "test": (data.x_test[test_idx].to(dev), data.y_test[test_idx].to(dev)),
@@ -628,13 +636,7 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
     plan = step_plan(first, n)
     scheduled = first["schedule"] != "constant"
 
-    eval_idx = torch.from_numpy(
-        np.random.default_rng(12345).permutation(n)[: first["eval_train_examples"]]).to(dev)
-    n_test = len(data.y_test)
-    k_test = min(first["eval_test_examples"] or n_test, n_test)
-    test_idx = torch.from_numpy(
-        stratified_subset(data.y_test.numpy(), k_test, data.n_classes, 0) if k_test < n_test
-        else np.arange(n_test))
+    eval_idx, test_idx = _evaluation_indices(first, data, n, dev)
     # Images shared by all runs; labels per run for the training subset.
     evalsets = {
         "train": (x_train[eval_idx], y_train[:, eval_idx]),

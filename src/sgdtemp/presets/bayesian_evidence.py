@@ -1,8 +1,25 @@
 """Parameters of the chapter ``bayesian_evidence``: Laplace evidence of logistic regression
-on a binary Fashion-MNIST task, with real and random labels."""
+on a binary Fashion-MNIST task, with real and random labels, and the network runs of its
+section "On a network" (Smith & Le's optimal batch size).
 
-from sgdtemp.params import (Param, ParameterSet, in_range, list_of, optional, positive,
-                            text)
+The network runs (:func:`net_configs`; the chapter and ``python -m sgdtemp sweep --preset
+bayesian_evidence:<fidelity>`` both use them): a one-hidden-layer MLP on class-balanced
+Fashion-MNIST subsets, trained with SGD for ``net_epochs`` epochs (equal epochs: equal SDE
+time ε·steps = ε·E·N/B at equal noise scale g = εN/B). For every learning rate ε in
+``net_lrs`` and training-set size N in ``net_n_trains`` the batch size is scanned as
+B = εN/g over the noise scales g in ``net_noise_scales``, ``net_seeds`` seeds each; a
+momentum arm repeats the scan at the smallest ε and the middle N with momentum m =
+``net_momentum`` and B = εN/((1 − m)g).
+"""
+
+from __future__ import annotations
+
+from sgdtemp.params import (Config, Param, ParameterSet, in_range, list_of, optional, positive,
+                            positive_int, text)
+from sgdtemp.presets import training_run_params
+
+CHAPTER = "bayesian_evidence"
+N_FULL = 60_000  # Fashion-MNIST training images
 
 
 def _two_classes(cfg):
@@ -19,8 +36,30 @@ def _grid(cfg):
     return None
 
 
+def _batch(eps: float, n: int, g: float, momentum: float = 0.0) -> float:
+    """B = εN/((1 − m)g), before rounding."""
+    return eps * n / ((1.0 - momentum) * g)
+
+
+def _net_grid_fits(cfg: Config) -> str | None:
+    for name in ("net_lrs", "net_n_trains", "net_noise_scales"):
+        v = list(cfg[name])
+        if v != sorted(set(v)):
+            return f"{name} must be strictly increasing; got {v!r}."
+    for m in (0.0, cfg.net_momentum):
+        for eps in cfg.net_lrs:
+            for n in cfg.net_n_trains:
+                for g in cfg.net_noise_scales:
+                    b = _batch(eps, n, g, m)
+                    if abs(b - round(b)) > 1e-9 * b or not 1 <= round(b) <= n:
+                        return (f"every batch size εN/((1 − m)g) must be a whole number between 1 and N; "
+                                f"ε = {eps:g}, N = {n}, g = {g:g}, m = {m:g} give {b:g} (choose "
+                                f"net_lrs, net_n_trains, net_noise_scales and net_momentum to fit).")
+    return None
+
+
 PARAMETERS = ParameterSet(
-    chapter="bayesian_evidence",
+    chapter=CHAPTER,
     params=[
         Param("classes", [5, 7], list_of(in_range(0, 9, integer=True), min_len=2),
               "the two Fashion-MNIST classes (5 sandal, 7 sneaker; 0 T-shirt, 6 shirt)"),
@@ -43,9 +82,67 @@ PARAMETERS = ParameterSet(
               "the reparametrisation θ = Aθ' scales directions by factors in [1/spread, spread]"),
         Param("data_dir", None, optional(text),
               "folder holding fashion-mnist/*-ubyte.gz (None: $SGDTEMP_DATA)"),
-    ],
-    rules=[_two_classes, _grid],
+        # On a network
+        Param("net_width", {"smoke": 32, "default": 256, "paper": 800}, positive_int,
+              "hidden units of the one-hidden-layer MLP (the paper: 800)"),
+        Param("net_lrs", {"smoke": [0.025, 0.05, 0.1], "default": [0.025, 0.05, 0.1],
+                          "paper": [0.025, 0.05, 0.1, 0.2]},
+              list_of(in_range(1e-4, 2.0), min_len=2), "learning rates ε, increasing"),
+        Param("net_n_trains", {"smoke": [320, 640, 1280], "default": [1280, 2560, 5120],
+                               "paper": [2560, 5120, 10240, 20480]},
+              list_of(in_range(10, N_FULL, integer=True), min_len=2),
+              "training-set sizes N (class-balanced subsets), increasing"),
+        Param("net_noise_scales", {"smoke": [0.5, 2.0, 8.0],
+                                   "default": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
+                                   "paper": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]},
+              list_of(positive, min_len=3),
+              "noise scales g = εN/B of each batch-size scan, increasing (B = εN/g)"),
+        Param("net_momentum", 0.75, in_range(0.0, 0.99),
+              "momentum m of the momentum arm (g = εN/(B(1 − m))); must be below 1"),
+        Param("net_epochs", {"smoke": 1, "default": 20, "paper": 60}, in_range(1, 10_000, integer=True),
+              "epochs of every network run"),
+        Param("net_seeds", {"smoke": 2, "default": 3, "paper": 5}, in_range(2, 50, integer=True),
+              "seeds per network run: seed, seed + 1, ..."),
+    ] + training_run_params(CHAPTER),
+    rules=[_two_classes, _grid, _net_grid_fits],
 )
+
+NET_ARMS = ("scan", "momentum")
+
+
+def momentum_cell(cfg: Config) -> tuple[float, int]:
+    """(ε, N) of the momentum arm: the smallest learning rate and the middle training-set size."""
+    ns = list(cfg.net_n_trains)
+    return float(cfg.net_lrs[0]), int(ns[len(ns) // 2])
+
+
+def net_configs(cfg: Config) -> dict[str, list[dict]]:
+    """The network runs: ``scan`` in the order ε, N, g, seed (the last fastest) and
+    ``momentum`` in the order g, seed, as complete training configurations."""
+    from sgdtemp.train import training_config
+
+    seeds = [cfg.seed + i for i in range(cfg.net_seeds)]
+
+    def run(eps, n, g, m, s):
+        return training_config(
+            dataset="fashion_mnist", data_dir=cfg.data_dir, device=cfg.device, model="mlp",
+            width=cfg.net_width, depth=1, n_train=n, lr=float(eps), momentum=float(m),
+            batch_size=round(_batch(eps, n, g, m)), epochs=cfg.net_epochs, seed=s,
+            eval_train_examples=min(n, 10_000), eval_test_examples=10_000)
+
+    eps_m, n_m = momentum_cell(cfg)
+    return {
+        "scan": [run(e, n, g, 0.0, s) for e in cfg.net_lrs for n in cfg.net_n_trains
+                 for g in cfg.net_noise_scales for s in seeds],
+        "momentum": [run(eps_m, n_m, g, cfg.net_momentum, s)
+                     for g in cfg.net_noise_scales for s in seeds],
+    }
+
+
+def training_configs(cfg: Config) -> list[dict]:
+    """Every network run of the chapter: the scans, then the momentum arm."""
+    arms = net_configs(cfg)
+    return [c for a in NET_ARMS for c in arms[a]]
 
 
 def required_datasets(cfg) -> list[str]:

@@ -1,10 +1,40 @@
 """Parameters of the chapter ``implicit_regularization``: the modified loss of shuffled SGD,
-checked on linear and logistic regression by averaging one epoch over many orderings."""
+checked on linear and logistic regression by averaging one epoch over many orderings, and
+the network runs of its section "On a network".
 
-from sgdtemp.params import Param, ParameterSet, in_range, list_of, positive_int
+The network runs (:func:`training_configs`; the chapter and ``python -m sgdtemp sweep
+--preset implicit_regularization:<fidelity>`` both use them, so they read and write the same
+results): a Fashion-MNIST MLP trained with plain SGD at every learning rate in ``net_lrs``,
+and at the small learning rate ``net_reg_lr`` with the explicit regularizer
+λ‖∇L̂_B‖² added to every minibatch loss, for every λ in ``net_reg_strengths``
+(Smith et al.'s implicit regularizer of a run at learning rate η has λ = η/4), each with
+``net_seeds`` seeds.
+"""
 
+from __future__ import annotations
+
+from sgdtemp.params import (
+    Config, Param, ParameterSet, in_range, list_of, optional, positive, positive_int, text,
+)
+from sgdtemp.presets import training_run_params
+
+CHAPTER = "implicit_regularization"
+N_FULL = 60_000  # Fashion-MNIST training images
+
+def _net_grid_fits(cfg: Config) -> str | None:
+    if cfg.net_batch_size > cfg.net_n_train:
+        return f"net_batch_size must be at most net_n_train = {cfg.net_n_train}; got {cfg.net_batch_size}."
+    if cfg.net_reg_lr not in cfg.net_lrs:
+        return (f"net_reg_lr must be one of net_lrs (the plain run it is compared with); "
+                f"got {cfg.net_reg_lr!r}.")
+    if list(cfg.net_lrs) != sorted(set(cfg.net_lrs)):
+        return f"net_lrs must be strictly increasing; got {cfg.net_lrs!r}."
+    return None
+
+
+_lr = in_range(1e-5, 10.0)
 PARAMETERS = ParameterSet(
-    chapter="implicit_regularization",
+    chapter=CHAPTER,
     params=[
         Param("n_examples", 32, in_range(8, 256, integer=True),
               "training-set size N of both regression problems"),
@@ -31,7 +61,29 @@ PARAMETERS = ParameterSet(
         Param("scaling_orderings", {"smoke": 40_000, "default": 200_000, "paper": 1_000_000},
               in_range(10_000, 10_000_000, integer=True),
               "random orderings per point of the scaling experiment"),
-    ],
+        # On a network
+        Param("data_dir", None, optional(text),
+              "folder holding fashion-mnist/*.gz or FashionMNIST/raw (None: $SGDTEMP_DATA)"),
+        Param("net_width", {"smoke": 64, "default": 256, "paper": 256}, positive_int,
+              "hidden units per layer of the MLP (two hidden layers)"),
+        Param("net_n_train", {"smoke": 1000, "default": 5000, "paper": 60_000},
+              in_range(100, N_FULL, integer=True), "Fashion-MNIST training examples (a class-balanced subset)"),
+        Param("net_batch_size", {"smoke": 50, "default": 50, "paper": 128},
+              in_range(1, N_FULL, integer=True), "batch size B of every network run"),
+        Param("net_lrs", {"smoke": [0.02, 0.08, 0.32], "default": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32],
+                          "paper": [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64]},
+              list_of(_lr, min_len=3), "learning rates of the plain-SGD scan, increasing"),
+        Param("net_epochs", {"smoke": 3, "default": 100, "paper": 200}, in_range(1, 10_000, integer=True),
+              "epochs of every network run"),
+        Param("net_seeds", {"smoke": 2, "default": 3, "paper": 5}, in_range(2, 50, integer=True),
+              "seeds per network run: seed, seed + 1, ..."),
+        Param("net_reg_lr", {"smoke": 0.02, "default": 0.02, "paper": 0.01}, _lr,
+              "the small learning rate the explicit regularizer is added at (one of net_lrs)"),
+        Param("net_reg_strengths", {"smoke": [0.02], "default": [0.02, 0.08],
+                                    "paper": [0.01, 0.04, 0.16]},
+              list_of(positive, min_len=1),
+              "strengths λ of the explicit regularizer λ‖∇L̂_B‖² (λ = η′/4 mimics learning rate η′)"),
+    ] + training_run_params(CHAPTER),
     rules=[
         lambda c: None if c.n_examples % c.batch_size == 0 and c.batch_size < c.n_examples else
         f"batch_size must divide n_examples = {c.n_examples} and be smaller; got {c.batch_size}.",
@@ -41,5 +93,37 @@ PARAMETERS = ParameterSet(
         f"got {c.scaling_batch_sizes}.",
         lambda c: None if c.n_orderings >= 2 * c.n_groups and c.scaling_orderings >= 2 * c.n_groups
         else "n_orderings and scaling_orderings must be at least twice n_groups.",
+        _net_grid_fits,
     ],
 )
+
+
+def _common(cfg: Config) -> dict:
+    n = cfg.net_n_train
+    return dict(dataset="fashion_mnist", data_dir=cfg.data_dir, device=cfg.device, model="mlp",
+                width=cfg.net_width, depth=2, n_train=n, batch_size=cfg.net_batch_size,
+                epochs=cfg.net_epochs, eval_train_examples=min(n, 10_000), eval_test_examples=10_000)
+
+
+def net_configs(cfg: Config) -> dict[str, list[dict]]:
+    """The network runs: ``plain`` (lr in ``net_lrs``, seed; the last fastest) and
+    ``regularized`` (λ in ``net_reg_strengths``, seed), as complete training configurations."""
+    from sgdtemp.train import training_config
+
+    seeds = [cfg.seed + i for i in range(cfg.net_seeds)]
+    plain = [dict(_common(cfg), lr=lr, seed=s) for lr in cfg.net_lrs for s in seeds]
+    reg = [dict(_common(cfg), lr=cfg.net_reg_lr, grad_penalty=float(lam), seed=s)
+           for lam in cfg.net_reg_strengths for s in seeds]
+    return {"plain": [training_config(**c) for c in plain],
+            "regularized": [training_config(**c) for c in reg]}
+
+
+def training_configs(cfg: Config) -> list[dict]:
+    """Every network run of the chapter: the plain scan, then the regularized runs."""
+    arms = net_configs(cfg)
+    return arms["plain"] + arms["regularized"]
+
+
+def required_datasets(cfg: Config) -> list[str]:
+    """The data the chapter reads (checked by ``python -m sgdtemp run`` before any cell)."""
+    return ["fashion_mnist"]

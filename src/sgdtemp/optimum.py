@@ -1,0 +1,94 @@
+"""Where a measured curve peaks: the optimum of a quantity over a log-spaced grid.
+
+Training runs scan one knob on a geometric grid (batch sizes 8, 16, 32, ...; learning rates
+a factor 2 apart) and the question is where a measurement (test accuracy, minus the training
+loss) is largest, with an uncertainty from the seeds.
+
+* :func:`log_parabola_peak`: the vertex of the parabola through the grid maximum and its two
+  neighbours, in log x (the three-point estimate of a smooth peak; exact for a curve that
+  is quadratic in log x near its top). A maximum at either end of the grid is not an
+  interior optimum and is returned as that end, flagged.
+* :func:`peak_over_seeds`: the peak of each seed's curve, their mean in log x and its
+  standard error over seeds, and the peak of the seed-mean curve.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Peak:
+    """``x``: where the curve peaks (the grid's units); ``interior``: whether the largest
+    grid value has a neighbour on both sides (False: the optimum may lie off the grid)."""
+
+    x: float
+    interior: bool
+
+
+def log_parabola_peak(x, y) -> Peak:
+    """The peak of y over a grid of positive x, located in u = log x.
+
+    With i the index of the largest y (grid sorted by x), the parabola through
+    (u_{i−1}, y_{i−1}), (u_i, y_i), (u_{i+1}, y_{i+1}) has its vertex at
+    u* = u_i − ½ [(u_i − u_{i−1})²(y_i − y_{i+1}) − (u_i − u_{i+1})²(y_i − y_{i−1})]
+             / [(u_i − u_{i−1})(y_i − y_{i+1}) − (u_i − u_{i+1})(y_i − y_{i−1})],
+    which lies in [u_{i−1}, u_{i+1}] because y_i is the largest of the three. Returns
+    x* = exp(u*), in x's units. If i is the first or last point, x_i is returned with
+    ``interior`` False; NaN values of y are not allowed (a diverged run has no value).
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape or len(x) < 3:
+        raise ValueError(f"x and y must be 1-D of equal length ≥ 3; got shapes {x.shape} and {y.shape}")
+    if not (np.all(x > 0) and np.all(np.diff(x) > 0)):
+        raise ValueError("x must be positive and strictly increasing")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y must be finite (leave diverged runs out of the grid)")
+    i = int(np.argmax(y))
+    if i == 0 or i == len(x) - 1:
+        return Peak(float(x[i]), False)
+    u = np.log(x)
+    a, b = u[i] - u[i - 1], u[i] - u[i + 1]
+    fa, fb = y[i] - y[i + 1], y[i] - y[i - 1]
+    den = a * fa - b * fb
+    if den == 0:  # three equal values: a flat top, centred
+        return Peak(float(x[i]), True)
+    shift = 0.5 * (a * a * fa - b * b * fb) / den
+    return Peak(float(math.exp(u[i] - shift)), True)
+
+
+@dataclass(frozen=True)
+class PeakEstimate:
+    """The optimum over seeds. ``per_seed``: each seed's peak (x units); ``log_mean`` and
+    ``log_se``: mean of log(peak) over seeds and its standard error s/√n (natural log, so
+    log_se is a relative error); ``n_interior``: seeds whose peak is interior;
+    ``of_mean``: the peak of the seed-mean curve."""
+
+    per_seed: tuple[float, ...]
+    log_mean: float
+    log_se: float
+    n_interior: int
+    of_mean: Peak
+
+    @property
+    def x(self) -> float:
+        """exp(log_mean): the geometric mean of the seeds' peaks, in x's units."""
+        return math.exp(self.log_mean)
+
+
+def peak_over_seeds(x, y) -> PeakEstimate:
+    """``y``: array (n_seeds, len(x)), one curve per seed over the grid x. Each seed's peak
+    by :func:`log_parabola_peak`; the mean of their logarithms and its standard error
+    (sample standard deviation over √n_seeds, n_seeds ≥ 2)."""
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 2 or y.shape[0] < 2:
+        raise ValueError(f"y must be (n_seeds ≥ 2, n_x); got shape {y.shape}")
+    peaks = [log_parabola_peak(x, row) for row in y]
+    logs = np.log([p.x for p in peaks])
+    se = float(np.std(logs, ddof=1) / math.sqrt(len(logs)))
+    return PeakEstimate(tuple(p.x for p in peaks), float(logs.mean()), se,
+                        sum(p.interior for p in peaks), log_parabola_peak(x, y.mean(axis=0)))

@@ -41,20 +41,26 @@ def _batch(eps: float, n: int, g: float, momentum: float = 0.0) -> float:
     return eps * n / ((1.0 - momentum) * g)
 
 
+def momentum_cell(cfg: Config) -> tuple[float, int]:
+    """(ε, N) of the momentum arm: the smallest learning rate and the middle training-set size."""
+    ns = list(cfg.net_n_trains)
+    return float(cfg.net_lrs[0]), int(ns[len(ns) // 2])
+
+
 def _net_grid_fits(cfg: Config) -> str | None:
     for name in ("net_lrs", "net_n_trains", "net_noise_scales"):
         v = list(cfg[name])
         if v != sorted(set(v)):
             return f"{name} must be strictly increasing; got {v!r}."
-    for m in (0.0, cfg.net_momentum):
-        for eps in cfg.net_lrs:
-            for n in cfg.net_n_trains:
-                for g in cfg.net_noise_scales:
-                    b = _batch(eps, n, g, m)
-                    if abs(b - round(b)) > 1e-9 * b or not 1 <= round(b) <= n:
-                        return (f"every batch size εN/((1 − m)g) must be a whole number between 1 and N; "
-                                f"ε = {eps:g}, N = {n}, g = {g:g}, m = {m:g} give {b:g} (choose "
-                                f"net_lrs, net_n_trains, net_noise_scales and net_momentum to fit).")
+    cells = [(eps, n, 0.0) for eps in cfg.net_lrs for n in cfg.net_n_trains]
+    cells.append((*momentum_cell(cfg), cfg.net_momentum))
+    for eps, n, m in cells:
+        for g in cfg.net_noise_scales:
+            b = _batch(eps, n, g, m)
+            if abs(b - round(b)) > 1e-9 * b or not 1 <= round(b) <= n:
+                return (f"every batch size εN/((1 − m)g) must be a whole number between 1 and N; "
+                        f"ε = {eps:g}, N = {n}, g = {g:g}, m = {m:g} give {b:g} (choose "
+                        f"net_lrs, net_n_trains, net_noise_scales and net_momentum to fit).")
     return None
 
 
@@ -108,12 +114,6 @@ PARAMETERS = ParameterSet(
 )
 
 NET_ARMS = ("scan", "momentum")
-
-
-def momentum_cell(cfg: Config) -> tuple[float, int]:
-    """(ε, N) of the momentum arm: the smallest learning rate and the middle training-set size."""
-    ns = list(cfg.net_n_trains)
-    return float(cfg.net_lrs[0]), int(ns[len(ns) // 2])
 
 
 def net_configs(cfg: Config) -> dict[str, list[dict]]:

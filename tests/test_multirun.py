@@ -126,3 +126,13 @@ def test_a_sweep_stores_grouped_runs_one_file_each_with_the_group_size(tmp_path,
     assert cost["n_runs"] == 4
     assert cost["cpu_seconds"] == pytest.approx(sum(p["cpu_time_s"] / p["group_size"] for p in provs))
     assert cost["wall_seconds"] == pytest.approx(sum(p["wall_time_s"] / p["group_size"] for p in provs))
+
+
+def test_regularized_and_enhanced_runs_get_their_own_groups():
+    # A plain run grouped with regularized ones would pay for their double backward; an
+    # enhanced run takes two batches a step. Each kind shares steps with its own kind only.
+    base = dict(dataset="fashion_mnist", model="mlp", n_train=1000, device="cpu", lr=0.1, batch_size=50)
+    cfgs = [training_config(**base, seed=0), training_config(**base, seed=1, grad_penalty=0.01),
+            training_config(**base, seed=2), training_config(**base, seed=3, enhance_alpha=0.5),
+            training_config(**base, seed=4, grad_penalty=0.02), training_config(**base, seed=5, enhance_alpha=1.0)]
+    assert plan_groups(cfgs) == [[0, 2], [1, 4], [3, 5]]

@@ -75,7 +75,7 @@ PARAMETERS = ParameterSet(
               list_of(_lr, min_len=3), "learning rates of the plain-SGD scan, increasing"),
         Param("net_epochs", {"smoke": 3, "default": 100, "paper": 200}, in_range(1, 10_000, integer=True),
               "epochs of every network run"),
-        Param("net_seeds", {"smoke": 2, "default": 3, "paper": 5}, in_range(2, 50, integer=True),
+        Param("net_seeds", {"smoke": 2, "default": 5, "paper": 8}, in_range(2, 50, integer=True),
               "seeds per network run: seed, seed + 1, ..."),
         Param("net_reg_lr", {"smoke": 0.02, "default": 0.02, "paper": 0.01}, _lr,
               "the small learning rate the explicit regularizer is added at (one of net_lrs)"),

@@ -140,3 +140,59 @@ def test_chi_square_power_matches_simulation():
                                             n * q).stat > bound for _ in range(2000)])
     assert 0.2 < rate < 0.95 and sim == pytest.approx(rate, abs=0.05)
     assert stats.chi_square_power(bound, K - 1, 0.0) < 0.01
+
+
+def test_gap_fraction_value_and_delta_method_error():
+    f, se = stats.gap_fraction([3.0, 3.0], [1.0, 1.0], [5.0, 5.0], sd=0.2, n=4)
+    assert f == 0.5
+    assert se == pytest.approx(np.sqrt(2 - 1 + 0.5) * 0.2 / (2 * 4.0))
+
+
+def test_gap_fraction_error_matches_simulation():
+    # Gaussian seeds around b = 0, t = 0.6, m = 1 (f = 0.6): the spread of the estimated f
+    # over many repetitions matches the delta-method error within 5%.
+    rng = np.random.default_rng(1)
+    sd, n = 0.05, 6
+    fs, ses = [], []
+    for _ in range(20_000):
+        t, b, m = (rng.normal(mu, sd, n) for mu in (0.6, 0.0, 1.0))
+        f, se = stats.gap_fraction(t, b, m, sd, n)
+        fs.append(f)
+        ses.append(se)
+    assert np.std(fs) == pytest.approx(np.mean(ses), rel=0.05)
+
+
+def test_common_slope_equals_the_fit_with_one_intercept_per_stratum():
+    rng = np.random.default_rng(4)
+    eps = np.repeat(np.log([0.025, 0.05, 0.1]), 3)           # 3 x-values × 3 seeds per stratum
+    x, y, strata, cells = [], [], [], []
+    for k, a in enumerate((0.0, 0.7, 1.9)):                   # three strata, different intercepts
+        x.append(eps)
+        y.append(a + 0.8 * eps + rng.normal(0, 0.1, eps.size))
+        strata.append(np.full(eps.size, k))
+        cells.append([f"{k}-{v:.3f}" for v in eps])
+    x, y, strata, cells = map(np.concatenate, (x, y, strata, cells))
+    fit = stats.common_slope(x, y, strata, cells)
+    design = np.column_stack([x] + [(strata == k).astype(float) for k in range(3)])
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    assert fit.slope == pytest.approx(coef[0], rel=1e-12)
+    # pure error: the spread of the seeds around their cell means, 27 points − 9 cells
+    means = {c: y[cells == c].mean() for c in set(cells)}
+    pure = sum((yi - means[c]) ** 2 for yi, c in zip(y, cells)) / 18
+    xc = np.concatenate([x[strata == k] - x[strata == k].mean() for k in range(3)])
+    assert fit.dof == 18
+    assert fit.se == pytest.approx(np.sqrt(pure / (xc @ xc)), rel=1e-12)
+
+
+def test_common_slope_error_covers_the_true_slope():
+    # Over many noisy data sets the slope lands within 3 of its standard errors ~99.7% of the time.
+    rng = np.random.default_rng(5)
+    x = np.tile(np.repeat([0.0, 1.0, 2.0], 4), 2)
+    strata = np.repeat([0, 1], 12)
+    cells = [f"{s}-{v}" for s, v in zip(strata, x)]
+    z = []
+    for _ in range(3000):
+        y = 1.0 * x + 3.0 * strata + rng.normal(0, 0.2, x.size)
+        fit = stats.common_slope(x, y, strata, cells)
+        z.append((fit.slope - 1.0) / fit.se)
+    assert np.mean(np.abs(z) < 3) > 0.985

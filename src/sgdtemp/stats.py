@@ -51,6 +51,21 @@ def difference_se(se_a, se_b):
     return np.hypot(se_a, se_b)
 
 
+def gap_fraction(treated, base, best, sd: float, n: int) -> tuple[float, float]:
+    """The fraction f = (t̄ − b̄)/(m̄ − b̄) of the gap from a baseline b to a best value m that
+    a treatment t closes, and its standard error by the delta method.
+
+    ``treated``, ``base``, ``best``: the seed values of the three cells (n each); ``sd``: the
+    per-seed standard deviation (pooled over cells), so each mean has variance sd²/n and the
+    two differences share the baseline: Var(t̄ − b̄) = Var(m̄ − b̄) = 2sd²/n,
+    Cov = sd²/n. Then se_f = √(2 − 2f + 2f²)·sd/(√n·|m̄ − b̄|). Dimensionless.
+    """
+    t, b, m = (float(np.nanmean(np.asarray(v, dtype=float))) for v in (treated, base, best))
+    gap = m - b
+    f = (t - b) / gap
+    return f, float(np.sqrt(2.0 - 2.0 * f + 2.0 * f * f) * sd / (np.sqrt(n) * abs(gap)))
+
+
 def weighted_mean(values, se) -> tuple[float, float]:
     """Inverse-variance weighted mean Σw_i x_i/Σw_i, w_i = 1/se_i², and its standard
     error 1/√(Σw_i), for independent estimates x_i ± se_i of one quantity."""
@@ -129,6 +144,46 @@ def slope_se(x, y, *, sigma=None, groups=None, through_origin: bool = False) -> 
     s2 = resid @ resid / dof
     a_se = None if a is None else float(np.sqrt(s2 * (1 / x.size + x.mean() ** 2 / sxx)))
     return Slope(b, float(np.sqrt(s2 / sxx)), a, a_se)
+
+
+@dataclass(frozen=True)
+class CommonSlope:
+    """The slope shared by several strata (each with its own intercept) ± its standard error
+    from the pure error within cells, and that error's degrees of freedom."""
+
+    slope: float
+    se: float
+    dof: int
+
+
+def common_slope(x, y, strata, cells) -> CommonSlope:
+    """Least-squares slope of y on x with a free intercept per stratum (e.g. the slope of
+    log B_opt on log ε, each training-set size N its own intercept), from repeated
+    measurements (seeds) in cells (e.g. (ε, N)).
+
+    The within-stratum fit: x and y centred on their stratum means, slope = Σx̃ỹ/Σx̃²;
+    the error variance is the pure error s² = Σ(y − ȳ_cell)²/(n − n_cells), so a mean that is
+    not exactly linear does not inflate it; se = √(s²/Σx̃²), dof = n − n_cells. Non-finite
+    points are dropped. Units: y per unit of x.
+    """
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    strata, cells = np.asarray(strata).ravel(), np.asarray(cells).ravel()
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y, strata, cells = x[keep], y[keep], strata[keep], cells[keep]
+
+    def centred(v, labels):
+        _, inv = np.unique(labels, return_inverse=True)
+        return v - (np.bincount(inv, v) / np.bincount(inv))[inv]
+
+    xs, ys = centred(x, strata), centred(y, strata)
+    sxx = float(xs @ xs)
+    b = float(xs @ ys) / sxx
+    n_cells = np.unique(cells).size
+    dof = int(y.size - n_cells)
+    if dof < 1 or sxx == 0:
+        raise ValueError("the fit needs x to vary within a stratum and a cell with two points")
+    resid = centred(y, cells)
+    return CommonSlope(b, float(np.sqrt(resid @ resid / dof / sxx)), dof)
 
 
 # ------------------------------------------------------------------ chi-square

@@ -53,6 +53,12 @@ BAD = [
     (["run", "three_factors", "-p", "seed", "-1"], "seed"),
     (["run", "three_factors", "--fidelity", "smoke", "-p", "rescale_batch_size", "400"],
      "rescale_batch_size"),
+    (["run", "implicit_regularization", "-p", "net_reg_strengths", "[-0.1]"], "net_reg_strengths"),
+    (["run", "implicit_regularization", "-p", "net_reg_lr", "0.03"], "net_reg_lr"),
+    (["run", "bayesian_evidence", "-p", "net_momentum", "1.0"], "net_momentum"),
+    (["run", "bayesian_evidence", "-p", "net_noise_scales", "[0.5, 3, 8]"], "net_noise_scales"),
+    (["run", "noise_enhancement", "-p", "net_batch_sizes", "[16, 24, 256]"], "net_batch_sizes"),
+    (["run", "noise_enhancement", "-p", "net_steps", "-5"], "net_steps"),
     # A bad value is named even when the list is also too short.
     (["run", "two_minima", "-p", "temperatures", "[0.01, -1]"], "(-1 is not)"),
     (["run", "two_minima", "-p", "temperatures", "[0.01, 0.02]"], "at least 3 values"),

@@ -35,9 +35,9 @@ def _net_grid_fits(cfg: Config) -> str | None:
                 f"draws two batches of the largest); got {bs[-1]}.")
     for b in bs + [2 * bs[-1]]:
         if n % b or (steps * b) % n:
-            return (f"net_n_train = {n} must be a multiple of every batch size (and of twice the "
-                    f"largest), and net_steps × B a multiple of net_n_train, so that every run takes "
-                    f"exactly net_steps steps in whole epochs; B = {b} does not fit.")
+            return (f"net_batch_sizes must each divide net_n_train = {n} (and so must twice the "
+                    f"largest), with net_steps × B a multiple of net_n_train, so that every run "
+                    f"takes exactly net_steps steps in whole epochs; B = {b} does not fit.")
     return None
 
 PARAMETERS = ParameterSet(

@@ -1,0 +1,79 @@
+"""The network grids of implicit_regularization, bayesian_evidence and noise_enhancement
+build exactly the runs their chapters describe (counts, steps, batch sizes, strengths)."""
+
+import math
+
+import pytest
+
+from sgdtemp.noise_enhancement import effective_batch_size
+from sgdtemp.params import FIDELITIES
+from sgdtemp.presets import bayesian_evidence as be
+from sgdtemp.presets import implicit_regularization as ir
+from sgdtemp.presets import noise_enhancement as ne
+from sgdtemp.train import step_plan
+
+
+@pytest.mark.parametrize("fidelity", FIDELITIES)
+def test_noise_enhancement_runs_take_equal_steps_or_equal_evaluations(fidelity):
+    cfg = ne.PARAMETERS.resolve(fidelity=fidelity)
+    arms = ne.net_configs(cfg)
+    bs, n, steps = list(cfg.net_batch_sizes), cfg.net_n_train, cfg.net_steps
+    big = bs[-1]
+    for c in arms["plain"] + arms["enhanced"]:
+        assert sum(map(len, step_plan(c, n))) == steps
+    enhanced_images = 2 * big * steps
+    for c in arms["equal_cost"]:
+        assert c["enhance_alpha"] == 0 and c["batch_size"] * sum(map(len, step_plan(c, n))) == enhanced_images
+    beff = sorted({round(effective_batch_size(c["batch_size"], c["enhance_alpha"]), 9)
+                   for c in arms["enhanced"]})
+    assert beff == [float(b) for b in bs[:-1]]
+    assert all(c["batch_size"] == big for c in arms["enhanced"])
+    assert len(arms["plain"]) == len(bs) * cfg.net_seeds
+
+
+@pytest.mark.parametrize("fidelity", FIDELITIES)
+def test_bayesian_evidence_scans_batch_size_as_eps_n_over_g(fidelity):
+    cfg = be.PARAMETERS.resolve(fidelity=fidelity)
+    arms = be.net_configs(cfg)
+    S = cfg.net_seeds
+    assert len(arms["scan"]) == len(cfg.net_lrs) * len(cfg.net_n_trains) * len(cfg.net_noise_scales) * S
+    it = iter(arms["scan"])
+    for eps in cfg.net_lrs:
+        for n in cfg.net_n_trains:
+            for g in cfg.net_noise_scales:
+                for s in range(S):
+                    c = next(it)
+                    assert (c["lr"], c["n_train"], c["seed"], c["momentum"]) == (eps, n, cfg.seed + s, 0.0)
+                    assert c["batch_size"] == pytest.approx(eps * n / g, rel=1e-12)
+                    assert c["depth"] == 1 and c["width"] == cfg.net_width
+    eps_m, n_m = be.momentum_cell(cfg)
+    m = cfg.net_momentum
+    for c, g in zip(arms["momentum"][::S], cfg.net_noise_scales):
+        assert c["momentum"] == m and c["lr"] == eps_m and c["n_train"] == n_m
+        assert c["lr"] * c["n_train"] / (c["batch_size"] * (1 - m)) == pytest.approx(g, rel=1e-12)
+
+
+@pytest.mark.parametrize("fidelity", FIDELITIES)
+def test_implicit_regularization_adds_the_regularizer_at_the_small_lr_only(fidelity):
+    cfg = ir.PARAMETERS.resolve(fidelity=fidelity)
+    arms = ir.net_configs(cfg)
+    assert sorted({c["lr"] for c in arms["plain"]}) == sorted(cfg.net_lrs)
+    assert all(c["grad_penalty"] == 0 for c in arms["plain"])
+    assert {(c["lr"], c["grad_penalty"]) for c in arms["regularized"]} == \
+        {(cfg.net_reg_lr, float(lam)) for lam in cfg.net_reg_strengths}
+    assert len(arms["regularized"]) == len(cfg.net_reg_strengths) * cfg.net_seeds
+
+
+def test_bad_network_parameters_are_refused_in_one_sentence():
+    from sgdtemp.params import ParameterError
+
+    cases = [(ir, dict(net_reg_strengths=[-0.1]), "net_reg_strengths"),
+             (ir, dict(net_lrs=[0.04, 0.02, 0.08]), "net_lrs"),
+             (be, dict(net_momentum=1.0), "net_momentum"),
+             (be, dict(net_n_trains=[1280, 1000, 5120]), "net_n_trains"),
+             (ne, dict(net_batch_sizes=[16, 16, 64]), "net_batch_sizes"),
+             (ne, dict(net_batch_sizes=[16, 32, 7000]), "net_batch_sizes")]
+    for module, bad, name in cases:
+        with pytest.raises(ParameterError, match=name) as e:
+            module.PARAMETERS.resolve(**bad)
+        assert str(e.value).count(". ") == 0 and str(e.value).endswith(".")

@@ -69,3 +69,15 @@ def test_unknown_chapter_is_one_sentence(store):
     with pytest.raises(ParameterError, match="chapters must be among"):
         cr.compute([1], chapters=["no_such_chapter"])
     assert not any(store.iterdir())
+
+
+def test_net_claims_of_toy_chapters_are_verdicts_not_rates(store):
+    # The net_ claims read the same committed runs at every seed: they are listed once, from
+    # the highest seed's run, and left out of the rates over seeds.
+    for s in (10, 11, 12):
+        _store(store, "noise_enhancement", s, [_claim("toy", True), _claim("net_x", s != 12)])
+    assert [r.id for r in cr.claim_rates("noise_enhancement")] == ["toy"]
+    assert [(c["id"], c["holds"]) for c in cr.network_verdicts("noise_enhancement")] == [("net_x", False)]
+    _store(store, "cifar10_temperature", None, [_claim("a", True), _claim("b", False)])
+    assert [c["id"] for c in cr.network_verdicts("cifar10_temperature")] == ["a", "b"]
+    assert cr.network_verdicts("intro") is None

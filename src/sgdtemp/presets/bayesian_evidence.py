@@ -108,7 +108,10 @@ PARAMETERS = ParameterSet(
         Param("net_epochs", {"smoke": 1, "default": 20, "paper": 60}, in_range(1, 10_000, integer=True),
               "epochs of every network run"),
         Param("net_seeds", {"smoke": 2, "default": 3, "paper": 5}, in_range(2, 50, integer=True),
-              "seeds per network run: seed, seed + 1, ..."),
+              "seeds per network run: net_seed, net_seed + 1, ..."),
+        Param("net_seed", 0, in_range(0, 2**31 - 1, integer=True),
+              "first seed of the network runs (apart from seed, which sets the toy replicas, so "
+              "that re-running the chapter at another seed reads the same committed runs)"),
     ] + training_run_params(CHAPTER),
     rules=[_two_classes, _grid, _net_grid_fits],
 )
@@ -121,7 +124,7 @@ def net_configs(cfg: Config) -> dict[str, list[dict]]:
     ``momentum`` in the order g, seed, as complete training configurations."""
     from sgdtemp.train import training_config
 
-    seeds = [cfg.seed + i for i in range(cfg.net_seeds)]
+    seeds = [cfg.net_seed + i for i in range(cfg.net_seeds)]
 
     def run(eps, n, g, m, s):
         return training_config(

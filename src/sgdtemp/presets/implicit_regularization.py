@@ -76,7 +76,10 @@ PARAMETERS = ParameterSet(
         Param("net_epochs", {"smoke": 3, "default": 100, "paper": 200}, in_range(1, 10_000, integer=True),
               "epochs of every network run"),
         Param("net_seeds", {"smoke": 2, "default": 5, "paper": 8}, in_range(2, 50, integer=True),
-              "seeds per network run: seed, seed + 1, ..."),
+              "seeds per network run: net_seed, net_seed + 1, ..."),
+        Param("net_seed", 0, in_range(0, 2**31 - 1, integer=True),
+              "first seed of the network runs (apart from seed, which sets the toy replicas, so "
+              "that re-running the chapter at another seed reads the same committed runs)"),
         Param("net_reg_lr", {"smoke": 0.02, "default": 0.02, "paper": 0.01}, _lr,
               "the small learning rate the explicit regularizer is added at (one of net_lrs)"),
         Param("net_reg_strengths", {"smoke": [0.02], "default": [0.02, 0.08],
@@ -110,7 +113,7 @@ def net_configs(cfg: Config) -> dict[str, list[dict]]:
     ``regularized`` (λ in ``net_reg_strengths``, seed), as complete training configurations."""
     from sgdtemp.train import training_config
 
-    seeds = [cfg.seed + i for i in range(cfg.net_seeds)]
+    seeds = [cfg.net_seed + i for i in range(cfg.net_seeds)]
     plain = [dict(_common(cfg), lr=lr, seed=s) for lr in cfg.net_lrs for s in seeds]
     reg = [dict(_common(cfg), lr=cfg.net_reg_lr, grad_penalty=float(lam), seed=s)
            for lam in cfg.net_reg_strengths for s in seeds]

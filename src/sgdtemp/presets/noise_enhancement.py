@@ -85,7 +85,10 @@ PARAMETERS = ParameterSet(
         Param("net_steps", {"smoke": 80, "default": 2400, "paper": 16_000},
               in_range(1, 10_000_000, integer=True), "SGD steps of every plain and enhanced run"),
         Param("net_seeds", {"smoke": 2, "default": 4, "paper": 5}, in_range(2, 50, integer=True),
-              "seeds per network run: seed, seed + 1, ..."),
+              "seeds per network run: net_seed, net_seed + 1, ..."),
+        Param("net_seed", 0, in_range(0, 2**31 - 1, integer=True),
+              "first seed of the network runs (apart from seed, which sets the toy replicas, so "
+              "that re-running the chapter at another seed reads the same committed runs)"),
     ] + training_run_params(CHAPTER),
     rules=[
         lambda c: None if all(b <= c.batch_size for b in c.effective_batch_sizes) else
@@ -116,7 +119,7 @@ def net_configs(cfg: Config) -> dict[str, list[dict]]:
     common = dict(dataset="fashion_mnist", data_dir=cfg.data_dir, device=cfg.device, model="mlp",
                   width=cfg.net_width, depth=2, n_train=n, lr=float(cfg.net_lr),
                   eval_train_examples=min(n, 5000), eval_test_examples=10_000)
-    seeds = [cfg.seed + i for i in range(cfg.net_seeds)]
+    seeds = [cfg.net_seed + i for i in range(cfg.net_seeds)]
     cost_epochs = steps * 2 * big // n
     arms = {
         "plain": [dict(common, batch_size=b, epochs=steps * b // n, seed=s) for b in bs for s in seeds],

@@ -70,7 +70,7 @@ PARAMETERS = ParameterSet(
               in_range(100, N_FULL, integer=True), "Fashion-MNIST training examples (a class-balanced subset)"),
         Param("net_batch_size", {"smoke": 50, "default": 50, "paper": 128},
               in_range(1, N_FULL, integer=True), "batch size B of every network run"),
-        Param("net_lrs", {"smoke": [0.02, 0.08, 0.32], "default": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32],
+        Param("net_lrs", {"smoke": [0.02, 0.08, 0.32], "default": [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28],
                           "paper": [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64]},
               list_of(_lr, min_len=3), "learning rates of the plain-SGD scan, increasing"),
         Param("net_epochs", {"smoke": 3, "default": 100, "paper": 200}, in_range(1, 10_000, integer=True),

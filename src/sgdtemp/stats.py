@@ -55,7 +55,8 @@ def seed_paired_sd(x) -> tuple[float, int]:
         s² = Σ_cs (x_cs − x̄_c· − x̄_·s + x̄_··)² / ((C − 1)(S − 1)),   dof = (C − 1)(S − 1).
 
     The paired difference of two cells' seed means, d̄ = x̄_a· − x̄_b·, then has standard
-    error s·√(2/S). With two seeds, s² = Σ_c (δ_c − δ̄)²/(2(C − 1)), δ_c = x_c1 − x_c2.
+    error s·√(2/S) (judge it with ``sgdtemp.collapse.t_multiplier(dof)`` standard errors
+    when dof is small). With two seeds, s² = Σ_c (δ_c − δ̄)²/(2(C − 1)), δ_c = x_c1 − x_c2.
     Cells with a non-finite value are left out whole.
     """
     x = np.asarray(x, dtype=float)
@@ -68,15 +69,6 @@ def seed_paired_sd(x) -> tuple[float, int]:
     r = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
     dof = (c - 1) * (n - 1)
     return float(np.sqrt(np.sum(r * r) / dof)), int(dof)
-
-
-def t_score(dof: int, z: float = 3.0) -> float:
-    """The Student-t score with ``dof`` degrees of freedom whose two-sided coverage equals
-    that of ``z`` normal standard errors: P(|t_dof| ≤ t) = P(|Z| ≤ z). Use it when the
-    standard error is estimated from few degrees of freedom (z = 3, dof = 8: 4.28)."""
-    if not (isinstance(dof, (int, np.integer)) and dof >= 1):
-        raise ValueError(f"dof must be a positive integer; got {dof!r}.")
-    return float(_st.t.isf(_st.norm.sf(z), dof))
 
 
 def detectable_difference(se: float, score: float = 3.0, power: float = 0.8) -> float:

@@ -107,8 +107,9 @@ def _curvature_fits(cfg: Config) -> str | None:
 
 
 def _plateau_fits(cfg: Config) -> str | None:
-    if cfg.plateau_epochs > cfg.epochs:
-        return f"plateau_epochs must be at most epochs = {cfg.epochs}; got {cfg.plateau_epochs}."
+    if cfg.plateau_epochs > cfg.epochs + 1:
+        return (f"plateau_epochs must be at most epochs + 1 = {cfg.epochs + 1} (the points of the "
+                f"training-loss curve, epoch 0 included); got {cfg.plateau_epochs}.")
     return None
 
 

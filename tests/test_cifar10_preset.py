@@ -52,8 +52,8 @@ def test_runs_are_ordered_seed_by_seed_then_the_breaking_arm():
 
 
 def test_the_quick_grid_reads_the_first_committed_runs():
-    cfg = c10.PARAMETERS.resolve(fidelity="default", grid="quick",
-                                 store=str(REPO / "results" / "cifar10_temperature"))
+    cfg = c10.PARAMETERS.resolve(fidelity="default", grid="quick")
+    assert cfg.store == str(REPO / "results" / "cifar10_temperature_quick")
     runs = c10.training_configs(cfg)
     assert len(runs) == 18 and c10.arm_configs(cfg)["breaking"] == []
     assert ResultsStore(cfg.store).missing(runs) == []
@@ -71,3 +71,13 @@ def test_bad_values_are_one_sentence(values, start):
     with pytest.raises(ParameterError) as e:
         c10.PARAMETERS.resolve(fidelity="default", **values)
     assert str(e.value).startswith(start) and str(e.value).endswith(".")
+
+
+def test_the_chapter_store_holds_reference_scale_runs_only():
+    """Issue 11: every run in results/cifar10_temperature uses all 50,000 training images
+    for at least 30 epochs (the first, 6-epoch grid lives in results/cifar10_temperature_quick)."""
+    import json
+
+    for path in sorted((REPO / "results" / "cifar10_temperature").glob("*.json")):
+        config = json.loads(path.read_text())["config"]
+        assert config["n_train"] == 50_000 and config["epochs"] >= 30, path.name

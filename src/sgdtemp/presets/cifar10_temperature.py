@@ -17,7 +17,8 @@ read and write the same results in the store.
 
 **Grids.** The parameter ``grid`` names the preset table every parameter left ``None``
 takes (:data:`GRIDS`): ``smoke`` (CI, seconds), ``quick`` (the first, 6-epoch grid on
-10,000 images: minutes of CPU; its results are committed), ``reference`` (all 50,000
+10,000 images: minutes of CPU; its results are committed in
+``results/cifar10_temperature_quick``, its default store), ``reference`` (all 50,000
 images, 30 epochs, no augmentation, curvature of the loss SGD descends: hours of CPU)
 and ``paper`` (a ResNet on a GPU). Each fidelity has its grid (:data:`FIDELITY_GRID`);
 ``default`` takes ``quick`` until the reference sweep is complete in
@@ -35,8 +36,10 @@ from __future__ import annotations
 from typing import Any
 
 from sgdtemp.presets import training_run_params
+from sgdtemp.chapters import repo_root
 from sgdtemp.params import (
-    Config, Param, ParameterSet, in_range, list_of, one_of, optional, positive_int, text,
+    Config, Param, ParameterError, ParameterSet, in_range, list_of, one_of, optional,
+    positive_int, text,
 )
 
 CHAPTER = "cifar10_temperature"
@@ -46,6 +49,10 @@ N_TRAIN_FULL = {"cifar10": 50_000, "fashion_mnist": 60_000}
 #: The preset table each fidelity takes by default. Flip "default" to "reference" once
 #: results/cifar10_temperature holds every reference run (then `make book` reads them).
 FIDELITY_GRID = {"smoke": "smoke", "default": "quick", "paper": "paper"}
+
+#: Where the quick grid's committed runs are (the chapter's own folder holds the reference
+#: grid, every run of it on all 50,000 images for at least 30 epochs).
+QUICK_STORE = repo_root() / "results" / f"{CHAPTER}_quick"
 
 #: The preset tables: for each grid, a value of every chapter parameter below.
 GRIDS: dict[str, dict[str, Any]] = {
@@ -130,10 +137,16 @@ class GridParameterSet(ParameterSet):
         from sgdtemp.params import resolve_fidelity
 
         grid = values.get("grid")
-        if grid is None:
-            grid = FIDELITY_GRID[resolve_fidelity(values.get("fidelity"))]
+        try:
+            fidelity = resolve_fidelity(values.get("fidelity"))
+        except ParameterError:
+            fidelity = None  # refused with its own sentence below
+        if grid is None and fidelity is not None:
+            grid = FIDELITY_GRID[fidelity]
         if grid in GRIDS:  # a bad grid is refused by its own check below
             values = {**values, **{k: v for k, v in GRIDS[grid].items() if values.get(k) is None}}
+        if grid == "quick" and values.get("store") is None and fidelity != "smoke":
+            values["store"] = str(QUICK_STORE)  # the first grid's committed runs
         return super().resolve(**{**values, "grid": grid})
 
 

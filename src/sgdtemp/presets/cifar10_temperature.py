@@ -124,8 +124,12 @@ _T = in_range(1e-6, 0.1)
 
 
 def _p(name: str, check, doc: str) -> Param:
-    """A parameter whose preset comes from the grid tables (shown by ``params``)."""
-    return Param(name, {g: table[name] for g, table in GRIDS.items()}, check, doc)
+    """A parameter whose preset comes from the grid tables: as a per-fidelity preset, the
+    value of each fidelity's own grid (what ``params`` and the reproducing appendix show);
+    another grid, chosen with ``grid``, fills it from its table instead."""
+    from sgdtemp.params import FIDELITIES
+
+    return Param(name, {f: GRIDS[FIDELITY_GRID[f]][name] for f in FIDELITIES}, check, doc)
 
 
 class GridParameterSet(ParameterSet):
@@ -154,8 +158,9 @@ PARAMETERS = GridParameterSet(
     chapter=CHAPTER,
     params=[
         Param("grid", FIDELITY_GRID, one_of(*GRIDS),
-              "preset table the parameters left None take: smoke, quick (6 epochs on 10k images), "
-              "reference (50k images, 30 epochs) or paper"),
+              "preset table the parameters left None take: smoke, quick (6 epochs on 10k images, "
+              "the first grid), reference (all 50k images, 30 epochs, no augmentation, "
+              "T ∈ {5e-4, 1e-3, 2e-3} × B ∈ {32, 64, 128}, a breaking arm to B = 1024) or paper"),
         Param("data_dir", None, optional(text),
               "folder holding cifar10-jpeg.tar.gz or cifar-10-batches-py (None: $SGDTEMP_DATA)"),
         Param("download", True, one_of(True, False),

@@ -218,3 +218,9 @@ def test_plateau_epoch_is_the_first_window_end_where_the_curve_is_flat():
     assert e is not None and e >= 10
     assert stats.plateau(y[: e + 1], 5).holds and not stats.plateau(y[:e], 5).holds
     assert stats.plateau_epoch(np.linspace(3.0, 1.0, 20), 5) is None  # never flat
+
+
+def test_a_plateau_of_unknown_change_does_not_hold():
+    # what a chapter records for a diverged run: no change measured, so no plateau
+    assert not stats.Plateau(float("nan"), float("nan"), 5, 3.0).holds
+    assert stats.Plateau(0.03, 0.01, 5, 3.0).holds and not stats.Plateau(0.031, 0.01, 5, 3.0).holds

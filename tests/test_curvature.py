@@ -126,3 +126,61 @@ def test_cnn_hessian_is_symmetric_and_lanczos_bounds_rayleigh_quotients():
     lam = C.top_eigenvalue(model, F.cross_entropy, batches, n_iter=10)
     for w, hw in ((u, hu), (v, hv)):
         assert lam >= float(C._dot(w, hw) / C._dot(w, w)) - 1e-9
+
+
+# ---------------------------------------------------------------- BatchNorm in training mode
+def _bn_net():
+    torch.manual_seed(1)
+    model = small_cnn(width=4).double()
+    x = torch.randn(48, 3, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, 10, (48,))
+    with torch.no_grad():  # running statistics far from one batch's: the two losses differ
+        model.train()
+        model(3.0 * x + 1.0)
+    model.eval()
+    return model, x, y
+
+
+def test_batch_statistics_model_computes_the_training_step_outputs_and_changes_nothing():
+    model, x, y = _bn_net()
+    before = {k: b.clone() for k, b in model.named_buffers()}
+    copy = C.batch_statistics_model(model)
+    assert list(copy.named_buffers()) == []  # no running statistics left to update
+    train_twin = C.batch_statistics_model(model).train()
+    with torch.no_grad():
+        ref = __import__("copy").deepcopy(model).train()(x[:16])  # what a training step sees
+        out_eval_mode, out_train_mode = copy.eval()(x[:16]), train_twin(x[:16])
+    torch.testing.assert_close(out_eval_mode, ref, rtol=0, atol=0)
+    torch.testing.assert_close(out_train_mode, ref, rtol=0, atol=0)
+    for k, b in model.named_buffers():  # the original keeps its statistics and its mode
+        torch.testing.assert_close(b, before[k], rtol=0, atol=0)
+    assert not model.training
+    for (k, p), (k2, q) in zip(model.named_parameters(), copy.named_parameters()):
+        assert k == k2 and torch.equal(p, q) and p.data_ptr() != q.data_ptr()
+
+
+def test_batch_statistics_hessian_is_the_hessian_of_the_training_step_loss():
+    """H·v from the curvature functions equals torch.autograd.functional.hvp of the loss
+    mean_b CE(train-mode net(x_b)), over fixed batches of B = 16, exactly up to rounding;
+    the eval-mode Hessian (running statistics) is a different matrix."""
+    from torch.func import functional_call
+
+    model, x, y = _bn_net()
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 48, 16)]
+    net = C.batch_statistics_model(model)
+    names = [k for k, _ in net.named_parameters()]
+    params = tuple(p.detach() for _, p in net.named_parameters())
+    g = torch.Generator().manual_seed(3)
+    v = tuple(torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params)
+
+    def loss(*ps):
+        d = dict(zip(names, ps))
+        return sum(F.cross_entropy(functional_call(net, d, (xb,)), yb) for xb, yb in batches) / 3
+
+    _, ref = torch.autograd.functional.hvp(loss, params, v)
+    got = C.hessian_vector_product(net, F.cross_entropy, batches, dict(zip(names, v)))
+    for k, r in zip(names, ref):
+        torch.testing.assert_close(got[k], r, rtol=1e-9, atol=1e-12)
+    evald = C.hessian_vector_product(model, F.cross_entropy, batches, dict(zip(names, v)))
+    assert max(float((evald[k] - got[k]).abs().max()) for k in names) > 1e-3
+    assert C.top_eigenvalue(net, F.cross_entropy, batches, n_iter=8) > 0

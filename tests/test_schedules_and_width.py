@@ -105,7 +105,8 @@ def test_later_options_keep_old_keys_at_their_defaults_and_change_them_otherwise
     old = {k: v for k, v in cfg.items() if k not in KEYED_WHEN_SET}
     assert config_key(cfg) == config_key(old)
     changes = dict(depth=3, schedule="cyclic_lr", cycle_ratio=2.0, cycle_epochs=1.0,
-                   curvature_frobenius=True, grad_penalty=0.01, enhance_alpha=0.5)
+                   curvature_frobenius=True, grad_penalty=0.01, enhance_alpha=0.5,
+                   curvature_batchnorm="train")
     assert set(changes) == set(KEYED_WHEN_SET)
     for k, v in changes.items():
         assert config_key({**cfg, k: v}) != config_key(cfg), k
@@ -212,6 +213,19 @@ def test_breaking_point_and_value_at_level():
     div = breaking_point([1, 2, 4], [[0, 1, 2], [0.1, 0.9, 2.1], [0, 1, 2]],
                          diverged=[[0, 0, 0], [0, 0, 0], [0, 1, 0]])
     assert div.beta_star == 4.0 and div.diverged == (0, 0, 1)
+
+
+def test_breaking_point_with_one_seed_uses_the_noise_given():
+    """One seed a β: the differences have no spread of their own; an external seed-paired
+    s.d. s₁ (dof 8) of one run makes se = s₁√2 and the threshold t_multiplier(8)."""
+    y = [[1.0], [1.05], [1.4]]  # β = 1, 2, 4; one seed
+    bp = breaking_point([1, 2, 4], y, noise=(0.03, 8))
+    assert bp.dof == 8 and bp.threshold == pytest.approx(t_multiplier(8))
+    assert bp.se == pytest.approx((0.03 * math.sqrt(2),) * 3, rel=1e-14)
+    assert bp.difference[1:] == pytest.approx((0.05, 0.4))
+    # 0.05 < 4.28·0.042 = 0.18 < 0.4: β = 2 stays, β = 4 leaves
+    assert bp.beta_star == 4.0
+    assert breaking_point([1, 2, 4], y, noise=(0.2, 8)).beta_star is None
 
 
 def test_t_multiplier_keeps_the_three_standard_error_rate():

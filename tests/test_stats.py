@@ -196,3 +196,87 @@ def test_common_slope_error_covers_the_true_slope():
         fit = stats.common_slope(x, y, strata, cells)
         z.append((fit.slope - 1.0) / fit.se)
     assert np.mean(np.abs(z) < 3) > 0.985
+
+
+# ---------------------------------------------------------------- seed-paired comparisons
+def test_seed_paired_sd_two_seeds_is_the_spread_of_the_seed_differences():
+    x = np.array([[1.0, 1.5], [2.0, 2.1], [0.5, 1.4], [3.0, 3.2]])  # 4 cells × 2 seeds
+    d = x[:, 0] - x[:, 1]
+    sd, dof = stats.seed_paired_sd(x)
+    assert dof == 3 and sd == pytest.approx(np.sqrt(np.var(d, ddof=1) / 2), rel=1e-14)
+    # a seed effect shared by every cell, and any cell means, change nothing
+    shifted = x + np.array([0.0, 7.0]) + np.array([[10.0], [-3.0], [0.0], [1.0]])
+    assert stats.seed_paired_sd(shifted) == (pytest.approx(sd, rel=1e-12), 3)
+    # a cell with a NaN is left out whole; too few cells is refused in one sentence
+    assert stats.seed_paired_sd(np.vstack([x, [np.nan, 1.0]]))[1] == 3
+    with pytest.raises(ValueError, match="^seed_paired_sd needs at least 2 complete cells"):
+        stats.seed_paired_sd(x[:1])
+
+
+def test_seed_paired_sd_estimates_the_noise_and_its_paired_difference_covers():
+    from sgdtemp.collapse import t_multiplier
+
+    """9 cells × 2 seeds with seed effects of s.d. 5 and noise of s.d. 0.2: the estimate
+    is unbiased for the variance, and the t-score tolerance on the paired difference of
+    two equal cells, t·s·√(2/S), covers at its nominal rate."""
+    rng = np.random.default_rng(4)
+    sd_true, n_rep, hits, var = 0.2, 4000, 0, []
+    for _ in range(n_rep):
+        x = 5 * rng.standard_normal(2) + sd_true * rng.standard_normal((9, 2))  # equal cell means
+        sd, dof = stats.seed_paired_sd(x)
+        var.append(sd**2)
+        d = x[0].mean() - x[1].mean()
+        hits += abs(d) <= t_multiplier(dof, 2.0) * sd * np.sqrt(2 / 2)
+    assert np.mean(var) == pytest.approx(sd_true**2, rel=0.05)
+    assert hits / n_rep == pytest.approx(stats.two_sided_rate(2.0), abs=0.015)
+
+
+def test_detectable_difference_is_the_difference_detected_with_the_power_asked():
+    from scipy import stats as st
+
+    se = 0.7
+    delta = stats.detectable_difference(se, score=3.0, power=0.8)
+    assert delta == pytest.approx((3.0 + st.norm.ppf(0.8)) * se, rel=1e-14)
+    # the power of the one-sided test at that true difference is exactly the power asked
+    assert stats.one_sided_rate(3.0, effect=delta / se) == pytest.approx(0.8, rel=1e-12)
+    assert stats.detectable_difference(se, 3.0, 0.5) == pytest.approx(3 * se, rel=1e-14)
+    with pytest.raises(ValueError, match="^power must be between 0 and 1"):
+        stats.detectable_difference(se, 3.0, 1.0)
+
+
+# ---------------------------------------------------------------- plateau
+def test_plateau_change_and_error_are_the_line_fit_over_the_window():
+    """y = a + b·t + r over the window, r orthogonal to 1 and t: the fitted change is exactly
+    b·(w − 1) and its standard error (w − 1)·√(Σr²/(w − 2)/Σ(t − t̄)²)."""
+    w = 6
+    t = np.arange(w, dtype=float)
+    r = np.array([1.0, -1.0, -1.0, 1.0, 1.0, -1.0])
+    r -= np.polyval(np.polyfit(t, r, 1), t)  # orthogonal to 1 and t
+    b = -0.01
+    y = np.concatenate([[9.0, 8.0, 7.0], 2.0 + b * t + 0.003 * r])  # earlier points ignored
+    p = stats.plateau(y, w, z=3.0)
+    assert p.change == pytest.approx(b * (w - 1), rel=1e-10)
+    se = (w - 1) * np.sqrt(np.sum((0.003 * r) ** 2) / (w - 2) / np.sum((t - t.mean()) ** 2))
+    assert p.se == pytest.approx(se, rel=1e-10) and p.window == w
+    assert p.holds == (abs(p.change) <= 3.0 * se)
+    assert not p.holds  # a steady fall of 0.05 through noise of 0.003 is no plateau
+    assert stats.plateau(2.0 + 0.003 * r, w).holds  # flat: change 0
+    with pytest.raises(ValueError, match="^window must be an integer between 3"):
+        stats.plateau(y, 2)
+    with pytest.raises(ValueError, match="^window must be an integer between 3"):
+        stats.plateau(y[:4], 5)
+
+
+def test_plateau_epoch_is_the_first_window_end_where_the_curve_is_flat():
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.linspace(3.0, 1.0, 10), 1.0 + 0.01 * rng.standard_normal(15)])
+    e = stats.plateau_epoch(y, 5)
+    assert e is not None and e >= 10
+    assert stats.plateau(y[: e + 1], 5).holds and not stats.plateau(y[:e], 5).holds
+    assert stats.plateau_epoch(np.linspace(3.0, 1.0, 20), 5) is None  # never flat
+
+
+def test_a_plateau_of_unknown_change_does_not_hold():
+    # what a chapter records for a diverged run: no change measured, so no plateau
+    assert not stats.Plateau(float("nan"), float("nan"), 5, 3.0).holds
+    assert stats.Plateau(0.03, 0.01, 5, 3.0).holds and not stats.Plateau(0.031, 0.01, 5, 3.0).holds

@@ -287,7 +287,7 @@ def test_real_engine_sweep_of_the_chapter_is_stored_and_read_back(tmp_path):
 
     cfg = chapter.PARAMETERS.resolve(
         fidelity="smoke", temperatures=[1e-3, 2e-3, 4e-3], batch_sizes=[20, 40], n_train=200,
-        epochs=1,
+        epochs=2, plateau_epochs=3,
         n_test=100, curvature_examples=40, curvature_probes=2, curvature_iters=2,
         store=str(tmp_path))
     configs = chapter.training_configs(cfg)[:2]
@@ -295,9 +295,9 @@ def test_real_engine_sweep_of_the_chapter_is_stored_and_read_back(tmp_path):
     assert out.n_computed == 2 and out.failures == {}
     for c, r in zip(configs, out):
         assert r["config"] == c
-        assert r["curves"]["epoch"] == [0, 1]
+        assert r["curves"]["epoch"] == [0, 1, 2]
         for name in ("train_loss", "test_loss", "shifted_test_loss", "test_acc"):
-            assert len(r["curves"][name]) == 2 and r["final"][name] == r["curves"][name][-1]
+            assert len(r["curves"][name]) == 3 and r["final"][name] == r["curves"][name][-1]
         assert set(r["curvature"]) >= {"hessian_trace", "hessian_trace_stderr", "top_eigenvalue"}
         prov = ResultsStore(tmp_path).entry(c)["provenance"]
         assert prov["seed"] == c["seed"] and prov["device"] == "cpu" and prov["torch"]

@@ -137,3 +137,31 @@ def test_config_bounds_are_inclusive_and_unknown_options_list_the_allowed_ones()
     assert training_config(n_train=128, batch_size=128)["batch_size"] == 128
     with pytest.raises(ParameterError, match="allowed: dataset, data_dir, model, width, lr, "):
         training_config(learning_rate=0.1)
+
+
+def test_curvature_in_training_mode_needs_a_whole_batch():
+    with pytest.raises(ParameterError, match=r"^curvature_examples must be at least batch_size = 128"):
+        training_config(curvature=True, curvature_batchnorm="train", curvature_examples=100)
+    # without curvature, or in eval mode, any number of examples is fine
+    training_config(curvature=False, curvature_batchnorm="train", curvature_examples=100)
+    training_config(curvature=True, curvature_examples=100)
+    with pytest.raises(ParameterError, match="^curvature_batchnorm must be one of 'eval', 'train'"):
+        training_config(curvature_batchnorm="running")
+
+
+def test_training_mode_curvature_is_measured_on_batches_of_b_and_records_lr_times_lambda():
+    """The same trained weights (same seed, same steps): the eval-mode and train-mode
+    Hessians are measured on the same examples but are different losses; the train-mode
+    record carries B, the mode and η·λ_max computed from its own λ_max."""
+    base = dict(dataset="fashion_mnist", model="small_cnn", n_train=256, batch_size=32, epochs=1, lr=0.05, seed=2,
+                curvature=True, curvature_examples=80, curvature_probes=3, curvature_iters=4, **FAST)
+    ev = run_training(base, progress=False, data=synthetic_dataset())
+    tr = run_training({**base, "curvature_batchnorm": "train"}, progress=False,
+                      data=synthetic_dataset())
+    assert ev["curves"] == tr["curves"]  # the mode changes the measurement, not the training
+    c = tr["curvature"]
+    assert c["batchnorm"] == "train" and c["batch_size"] == 32
+    assert c["n_examples"] == 64  # ⌊80/32⌋ whole batches of 32
+    assert c["lr_times_top_eigenvalue"] == pytest.approx(0.05 * c["top_eigenvalue"], rel=1e-15)
+    assert "batchnorm" not in ev["curvature"] and ev["curvature"]["n_examples"] == 80
+    assert c["top_eigenvalue"] != ev["curvature"]["top_eigenvalue"]

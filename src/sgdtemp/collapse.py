@@ -111,7 +111,8 @@ class BreakingPoint:
         return self.threshold * self.se[-1]
 
 
-def breaking_point(betas, y, diverged=None, z: float = Z_CLAIM) -> BreakingPoint:
+def breaking_point(betas, y, diverged=None, z: float = Z_CLAIM,
+                   noise: tuple[float, int] | None = None) -> BreakingPoint:
     """The breaking point of (βη, βB) rescaling.
 
     ``y``: array (n_betas, n_seeds) of a final metric, seeds aligned across β (seed s has
@@ -122,6 +123,11 @@ def breaking_point(betas, y, diverged=None, z: float = Z_CLAIM) -> BreakingPoint
     dof = Σ_β (n_s − 1), so se_β = s/√n_s. A β leaves β = 1 when ``|d̄_β| > t·se_β``, t =
     :func:`t_multiplier` (dof) (the rate of a 3-s.e. test), or when any of its runs
     diverged. β* is the first β > 1 (ascending) that leaves.
+
+    ``noise`` = (s₁, dof): an independent estimate of one run's seed-paired standard
+    deviation (e.g. :func:`sgdtemp.stats.seed_paired_sd` of a grid run with the same seeds),
+    used instead of the pooled spread of the differences (needed with one seed a β): then
+    se_β = s₁·√(2/n_s), a difference of two runs each of variance s₁².
     """
     betas = [float(b) for b in betas]
     y = np.asarray(y, dtype=float)
@@ -132,6 +138,8 @@ def breaking_point(betas, y, diverged=None, z: float = Z_CLAIM) -> BreakingPoint
     dev = np.concatenate([d[i] - d[i].mean() for i in ok]) if ok else np.array([])
     dof = sum(y.shape[1] - 1 for _ in ok)
     s = float(np.sqrt(np.sum(dev**2) / dof)) if dof else float("nan")
+    if noise is not None:  # s of a difference of two runs
+        s, dof = float(noise[0]) * np.sqrt(2.0), int(noise[1])
     t = t_multiplier(dof, z) if dof else float("nan")
     order = np.argsort(betas)
     diffs, ses, n_bad, star = [], [], [], None

@@ -9,6 +9,13 @@ with BatchNorm (and dropout) in eval mode, so that L is one deterministic functi
 of the parameters θ (the running statistics are held fixed). ``loss_fn(outputs,
 targets)`` must return the *mean* loss over its batch (e.g. ``F.cross_entropy``).
 
+The loss SGD descends is another function: in training mode every BatchNorm layer
+normalises a batch with that batch's own mean and variance. Pass
+:func:`batch_statistics_model` of the network, with ``batches`` of the run's own batch
+size B, to measure the curvature of that loss, ``L(θ) = mean over the fixed batches of
+the batch loss as a training step computes it`` (still one deterministic function of θ);
+η·λ_max < 2 is then the stability condition of the steps on it.
+
 * :func:`hessian_vector_product`: Hv = ∇(∇L·v), by double backward through
   ``torch.func.functional_call`` (or forward-over-reverse, ``torch.func.jvp`` of
   ``torch.func.grad``), exact up to rounding.
@@ -50,6 +57,28 @@ def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was)
+
+
+def batch_statistics_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` whose BatchNorm layers normalise each input batch with the
+    batch's own mean and (biased) variance, as in a training step, and keep no running
+    statistics (nothing is updated by a forward pass, in either mode).
+
+    The copy has the same parameters (copied, not shared) and computes, for a batch,
+    the outputs ``model.train()`` computes; the curvature functions of this module,
+    given batches of B examples, then measure the Hessian of the loss the SGD steps of
+    batch size B descend. ``model`` itself is left unchanged.
+    """
+    import copy
+
+    out = copy.deepcopy(model)
+    for m in out.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+            m.running_mean = None
+            m.running_var = None
+            m.num_batches_tracked = None
+    return out
 
 
 def _split(model: torch.nn.Module) -> tuple[Params, Params]:

@@ -46,6 +46,82 @@ def paired_difference(a, b, axis=None) -> tuple:
     return mean_se(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), axis=axis)
 
 
+def seed_paired_sd(x) -> tuple[float, int]:
+    """Standard deviation of one run's value once its seed's shared part is removed, and
+    its degrees of freedom: for ``x`` of shape (cells..., seeds), every cell (e.g. a (T, B)
+    pair) run with the same seeds, the additive model x_cs = μ_c + σ_s + ε_cs (a seed
+    shifts every cell alike, as shared initial weights do) gives
+
+        s² = Σ_cs (x_cs − x̄_c· − x̄_·s + x̄_··)² / ((C − 1)(S − 1)),   dof = (C − 1)(S − 1).
+
+    The paired difference of two cells' seed means, d̄ = x̄_a· − x̄_b·, then has standard
+    error s·√(2/S) (judge it with ``sgdtemp.collapse.t_multiplier(dof)`` standard errors
+    when dof is small). With two seeds, s² = Σ_c (δ_c − δ̄)²/(2(C − 1)), δ_c = x_c1 − x_c2.
+    Cells with a non-finite value are left out whole.
+    """
+    x = np.asarray(x, dtype=float)
+    x = x.reshape(-1, x.shape[-1])
+    x = x[np.all(np.isfinite(x), axis=1)]
+    c, n = x.shape
+    if c < 2 or n < 2:
+        raise ValueError(f"seed_paired_sd needs at least 2 complete cells of at least 2 seeds; "
+                         f"got {c} × {n}.")
+    r = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+    dof = (c - 1) * (n - 1)
+    return float(np.sqrt(np.sum(r * r) / dof)), int(dof)
+
+
+def detectable_difference(se: float, score: float = 3.0, power: float = 0.8) -> float:
+    """The smallest true difference δ that the test "|d̂| > score·se" flags with
+    probability ``power``, for a Gaussian estimate d̂ of standard error se:
+    δ = (score + Φ⁻¹(power))·se (the far tail, P(d̂ < −score·se), neglected). An
+    agreement claim "|d̂| ≤ score·se" can only speak for differences of at least δ."""
+    if not 0 < power < 1:
+        raise ValueError(f"power must be between 0 and 1; got {power!r}.")
+    return float((score + _st.norm.ppf(power)) * se)
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Whether a curve has plateaued over its last ``window`` points: the least-squares
+    ``change`` across the window (slope × (window − 1), units of the curve), its standard
+    error ``se`` from the scatter about the line, and the score ``z`` of the verdict."""
+
+    change: float
+    se: float
+    window: int
+    z: float
+
+    @property
+    def holds(self) -> bool:
+        """The change is within noise: |change| ≤ z·se."""
+        return abs(self.change) <= self.z * self.se
+
+
+def plateau(y, window: int, z: float = 3.0) -> Plateau:
+    """Stationarity criterion of a curve ``y`` (e.g. the training loss after each epoch):
+    fit a line to its last ``window`` values against their index; the curve has plateaued
+    when the fitted change over the window, slope·(window − 1), is within ``z`` standard
+    errors of zero, se = (window − 1)·√(σ̂²/Σ(t − t̄)²), σ̂² = Σ residual²/(window − 2)."""
+    y = np.asarray(y, dtype=float).ravel()
+    if not (isinstance(window, (int, np.integer)) and 3 <= window <= y.size):
+        raise ValueError(f"window must be an integer between 3 and the curve's length {y.size}; "
+                         f"got {window!r}.")
+    fit = slope_se(np.arange(window, dtype=float), y[-window:])
+    return Plateau(float(fit.slope * (window - 1)), float(fit.se * (window - 1)), int(window),
+                   float(z))
+
+
+def plateau_epoch(y, window: int, z: float = 3.0) -> int | None:
+    """The first index e at which ``plateau(y[:e + 1], window, z)`` holds (the curve had
+    plateaued over the ``window`` values ending at e), or None if it never does."""
+    y = np.asarray(y, dtype=float).ravel()
+    for e in range(window - 1, y.size):
+        if plateau(y[: e + 1], window, z).holds:
+            return e
+    return None
+
+
 def difference_se(se_a, se_b):
     """Standard error of a − b for *independent* estimates: √(se_a² + se_b²)."""
     return np.hypot(se_a, se_b)

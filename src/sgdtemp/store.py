@@ -57,6 +57,7 @@ KEYED_WHEN_SET: dict[str, Any] = {
     "curvature_frobenius": False,
     "grad_penalty": 0.0,
     "enhance_alpha": 0.0,
+    "curvature_batchnorm": "eval",
 }
 
 

@@ -421,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure Hessian trace and top eigenvalue at the end of each run")
     g.add_argument("--data-dir", help="folder holding the data (default $SGDTEMP_DATA); "
                                       "not part of a run's key")
+    g.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="with --preset: set any chapter parameter (a Python literal), e.g. "
+                        "-p grid reference (repeatable)")
     h = p.add_argument_group("where and how")
     h.add_argument("--store", metavar="DIR",
                    help=f"results folder (default: the preset's, else ${RESULTS_ENV} or "
@@ -466,6 +469,13 @@ def _preset_configs(args: argparse.Namespace) -> tuple[list[dict], Path, Any, An
                   ("epochs", "epochs"), ("n_train", "n_train"), ("model", "model"),
                   ("dataset", "dataset"), ("data_dir", "data_dir"), ("store", "store")]
                  if getattr(args, opt) is not None}
+    from sgdtemp.cli import _literal
+
+    for name, value in args.param:
+        if name in overrides or name == "fidelity":
+            raise ParameterError(f"-p {name} is given twice (or is set by another option); "
+                                 f"give each chapter parameter once.")
+        overrides[name] = _literal(value)
     known = set(module.PARAMETERS.names())
     for name in overrides:
         if name not in known:
@@ -507,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers is not None and args.workers < 1:
             raise ParameterError(f"--workers must be a positive integer; got {args.workers}.")
         run_fn = normalize = None
+        if args.param and not args.preset:
+            raise ParameterError("-p/--param sets a chapter parameter and needs --preset.")
         if args.preset:
             raw, store_dir, run_fn, normalize = _preset_configs(args)
         else:

@@ -42,6 +42,7 @@ TRAIN_SIZES = {"cifar10": 50_000, "fashion_mnist": 60_000}
 DIVERGENCE_FACTOR = 1e3  # a loss above 1000 × the initial loss counts as divergence
 EVAL_BATCH = 1000
 SCHEDULES = ("constant", "cyclic_lr", "cyclic_batch")
+CURVATURE_BATCHNORM = ("eval", "train")
 
 
 def _bool(v: Any) -> str | None:
@@ -93,13 +94,17 @@ CONFIG_KEYS: dict[str, tuple[Any, Any, str]] = {
     "enhance_alpha": (0.0, non_negative,
                       "noise enhancement α: each step uses two disjoint batches of B and "
                       "ĝ = (1+α)ĝ₁ − αĝ₂ (B_eff = B/(1+2α+2α²)); 0: plain SGD"),
+    "curvature_batchnorm": ("eval", one_of(*CURVATURE_BATCHNORM),
+                            "with curvature: BatchNorm with its running statistics ('eval'), or "
+                            "each of ⌊curvature_examples/B⌋ fixed batches of the run's own B "
+                            "normalised by its own statistics ('train': the loss SGD descends)"),
 }
 
 #: Options that may differ between runs trained together in one vectorized group.
 PER_RUN_KEYS = frozenset({
     "seed", "lr", "momentum", "weight_decay", "label_noise", "curvature", "curvature_examples",
     "curvature_probes", "curvature_iters", "curvature_frobenius", "gradient_noise",
-    "grad_penalty", "enhance_alpha",
+    "grad_penalty", "enhance_alpha", "curvature_batchnorm",
 })
 
 
@@ -137,6 +142,11 @@ def training_config(**kw: Any) -> dict:
     if cfg["schedule"] == "cyclic_batch" and round(cfg["batch_size"] * cfg["cycle_ratio"]) > n:
         raise ParameterError(f"batch_size × cycle_ratio (the largest batch of cyclic_batch) must be at "
                              f"most n_train = {n}; got {cfg['batch_size']} × {cfg['cycle_ratio']:g}.")
+    if (cfg["curvature"] and cfg["curvature_batchnorm"] == "train"
+            and cfg["curvature_examples"] < cfg["batch_size"]):
+        raise ParameterError(f"curvature_examples must be at least batch_size = {cfg['batch_size']} "
+                             f"with curvature_batchnorm 'train' (whole batches of B); "
+                             f"got {cfg['curvature_examples']!r}.")
     if cfg["depth"] is not None and cfg["model"] != "mlp":
         raise ParameterError(f"depth applies to model 'mlp' only; got depth={cfg['depth']!r} "
                              f"with model {cfg['model']!r}.")
@@ -466,7 +476,13 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
 
 
 def _end_measurements(model, cfg, x_train, y_train, mean, std, fmt) -> dict:
-    """Curvature and gradient noise of the final weights on a fixed training subset."""
+    """Curvature and gradient noise of the final weights on a fixed training subset.
+
+    With ``curvature_batchnorm='train'`` the Hessian is that of the loss the SGD steps
+    descend: ⌊curvature_examples/B⌋ fixed batches of the run's B examples, each normalised
+    by its own BatchNorm statistics (:func:`sgdtemp.curvature.batch_statistics_model`), and
+    the record adds ``lr_times_top_eigenvalue`` (η·λ_max, stable below 2). The gradient
+    noise is always measured with the running statistics (per-example gradients)."""
     from sgdtemp import curvature as curv
 
     n = len(y_train)
@@ -477,14 +493,24 @@ def _end_measurements(model, cfg, x_train, y_train, mean, std, fmt) -> dict:
     batches = [(xs[i:i + 256], ys[i:i + 256]) for i in range(0, len(ys), 256)]
     out: dict[str, Any] = {}
     if cfg["curvature"]:
-        tr, se = curv.hutchinson_trace(model, F.cross_entropy, batches,
+        train_mode = cfg["curvature_batchnorm"] == "train"
+        net = curv.batch_statistics_model(model) if train_mode else model
+        if train_mode:  # whole batches of the run's B, as a training step sees them
+            B = cfg["batch_size"]
+            c_batches = [(xs[i:i + B], ys[i:i + B]) for i in range(0, len(ys) - B + 1, B)]
+        else:
+            c_batches = batches
+        tr, se = curv.hutchinson_trace(net, F.cross_entropy, c_batches,
                                        n_probes=cfg["curvature_probes"], seed=cfg["seed"])
-        top = curv.top_eigenvalue(model, F.cross_entropy, batches,
+        top = curv.top_eigenvalue(net, F.cross_entropy, c_batches,
                                   n_iter=cfg["curvature_iters"], seed=cfg["seed"])
         out["curvature"] = {"hessian_trace": tr, "hessian_trace_stderr": se, "top_eigenvalue": top,
-                            "n_examples": len(ys)}
+                            "n_examples": sum(len(y) for _, y in c_batches)}
+        if train_mode:
+            out["curvature"].update(batchnorm="train", batch_size=cfg["batch_size"],
+                                    lr_times_top_eigenvalue=cfg["lr"] * top)
         if cfg["curvature_frobenius"]:
-            fro, fro_se = curv.hessian_frobenius_norm(model, F.cross_entropy, batches,
+            fro, fro_se = curv.hessian_frobenius_norm(net, F.cross_entropy, c_batches,
                                                       n_probes=cfg["curvature_probes"],
                                                       seed=cfg["seed"])
             out["curvature"].update(hessian_frobenius=fro, hessian_frobenius_stderr=fro_se)

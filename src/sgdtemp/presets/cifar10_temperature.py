@@ -1,10 +1,30 @@
-"""Parameters of the chapter ``cifar10_temperature``, and its grid of training runs.
+"""Parameters of the chapter ``cifar10_temperature``, and its two grids of training runs.
 
-The grid: every temperature T crossed with every batch size B (lr = T·B), crossed
-with ``n_seeds`` seeds ``seed, seed + 1, ...``. :func:`training_configs` turns the
-chapter's parameters into those run configurations; the chapter and
-``python -m sgdtemp sweep --preset cifar10_temperature:<fidelity>`` both use it, so
-they read and write the same results in the store.
+* The **temperature grid**: every temperature T crossed with every batch size B
+  (lr = T·B), crossed with ``n_seeds`` seeds ``seed, seed + 1, ...``. A seed sets the
+  initial weights, the batch order and the augmentation, so the runs of one seed at
+  different B are *paired*: the invariance claim differences them seed by seed.
+* The **breaking arm**: at the temperature ``break_temperature``, (β·η₀, β·B₀) for every β
+  in ``break_betas`` from the grid's largest batch B₀ = max(batch_sizes), η₀ = T·B₀, with
+  ``break_seeds`` seeds: equal T, ever larger steps, until the discrete steps leave the
+  diffusion picture (η·λ_max ≥ 2).
+
+:func:`training_configs` turns the chapter's parameters into run configurations, in the
+order a partial sweep is most useful in: the first seed of every (T, B) pair, then the
+second seed of every pair, ..., then the breaking arm (seed by seed). The chapter and
+``python -m sgdtemp sweep --preset cifar10_temperature:<fidelity>`` both use it, so they
+read and write the same results in the store.
+
+**Grids.** The parameter ``grid`` names the preset table every parameter left ``None``
+takes (:data:`GRIDS`): ``smoke`` (CI, seconds), ``quick`` (the first, 6-epoch grid on
+10,000 images: minutes of CPU; its results are committed in
+``results/cifar10_temperature_quick``, its default store), ``reference`` (all 50,000
+images, 30 epochs, no augmentation, curvature of the loss SGD descends: hours of CPU)
+and ``paper`` (a ResNet on a GPU). Each fidelity has its grid (:data:`FIDELITY_GRID`);
+``default`` takes ``quick`` until the reference sweep is complete in
+``results/cifar10_temperature`` — then ``FIDELITY_GRID["default"]`` becomes
+``"reference"``. The reference sweep itself is started with
+``python -m sgdtemp sweep --preset cifar10_temperature:default -p grid reference``.
 
 Every run evaluates the test set and the domain-shifted test set on the same fixed
 class-balanced subset of ``n_test`` images (so the two gaps differ by the shift alone):
@@ -16,18 +36,73 @@ from __future__ import annotations
 from typing import Any
 
 from sgdtemp.presets import training_run_params
+from sgdtemp.chapters import repo_root
 from sgdtemp.params import (
-    Config, Param, ParameterSet, in_range, list_of, one_of, optional, positive_int, text,
+    Config, Param, ParameterError, ParameterSet, in_range, list_of, one_of, optional,
+    positive_int, text,
 )
 
 CHAPTER = "cifar10_temperature"
 N_TEST_FULL = 10_000  # the size of the CIFAR-10 and Fashion-MNIST test sets
+N_TRAIN_FULL = {"cifar10": 50_000, "fashion_mnist": 60_000}
+
+#: The preset table each fidelity takes by default. Flip "default" to "reference" once
+#: results/cifar10_temperature holds every reference run (then `make book` reads them).
+FIDELITY_GRID = {"smoke": "smoke", "default": "quick", "paper": "paper"}
+
+#: Where the quick grid's committed runs are (the chapter's own folder holds the reference
+#: grid, every run of it on all 50,000 images for at least 30 epochs).
+QUICK_STORE = repo_root() / "results" / f"{CHAPTER}_quick"
+
+#: The preset tables: for each grid, a value of every chapter parameter below.
+GRIDS: dict[str, dict[str, Any]] = {
+    "smoke": dict(
+        model="small_cnn", width=None, augment=True,
+        temperatures=[2.5e-4, 1e-3, 4e-3], batch_sizes=[10, 20, 40], n_seeds=2, epochs=3,
+        n_train=500, n_test=250, curvature_batchnorm="train", curvature_examples=80,
+        curvature_probes=6, curvature_iters=5, break_temperature=1e-3, break_betas=[2, 4],
+        break_seeds=1, plateau_epochs=3),
+    # The first grid (issue 3), kept reproducible: its 18 runs are committed. Its hottest
+    # B = 128 pair (η = 0.512) is already past the breaking point, and its curvature is
+    # measured with BatchNorm's running statistics.
+    "quick": dict(
+        model="small_cnn", width=None, augment=True,
+        temperatures=[2.5e-4, 1e-3, 4e-3], batch_sizes=[32, 64, 128], n_seeds=2, epochs=6,
+        n_train=10_000, n_test=2000, curvature_batchnorm="eval", curvature_examples=512,
+        curvature_probes=16, curvature_iters=12, break_temperature=1e-3, break_betas=[],
+        break_seeds=1, plateau_epochs=4),
+    # Issue 11: the whole training set, long enough to plateau, no augmentation (so that a
+    # 24k-parameter CNN can overfit: a generalization gap for temperature to act on), the
+    # hottest pair at η = 0.256 (the first grid broke at 0.512), curvature of the loss SGD
+    # descends (BatchNorm on fixed batches of each run's own B).
+    "reference": dict(
+        model="small_cnn", width=None, augment=False,
+        temperatures=[5e-4, 1e-3, 2e-3], batch_sizes=[32, 64, 128], n_seeds=2, epochs=30,
+        n_train=50_000, n_test=5000, curvature_batchnorm="train", curvature_examples=1024,
+        curvature_probes=16, curvature_iters=16, break_temperature=1e-3, break_betas=[2, 4, 8],
+        break_seeds=1, plateau_epochs=10),
+    # A GPU: a ResNet (width 32), temperatures halved and batch sizes doubled (η ≤ 0.256
+    # again); sized for about 10 minutes of one H200 (bench/paper_cifar10_gpu.py).
+    "paper": dict(
+        model="resnet", width=32, augment=False,
+        temperatures=[2.5e-4, 5e-4, 1e-3], batch_sizes=[64, 128, 256], n_seeds=2, epochs=30,
+        n_train=50_000, n_test=5000, curvature_batchnorm="train", curvature_examples=2048,
+        curvature_probes=32, curvature_iters=20, break_temperature=5e-4, break_betas=[2, 4, 8],
+        break_seeds=1, plateau_epochs=10),
+}
 
 
 def _batch_sizes_fit(cfg: Config) -> str | None:
+    n_full = N_TRAIN_FULL[cfg.dataset]
+    if cfg.n_train > n_full:
+        return f"n_train must be at most {n_full} for {cfg.dataset}; got {cfg.n_train}."
     if max(cfg.batch_sizes) > cfg.n_train:
         return (f"batch_sizes must each be at most n_train = {cfg.n_train}; "
                 f"got {max(cfg.batch_sizes)}.")
+    for b in cfg.break_betas:
+        if round(b * max(cfg.batch_sizes)) > cfg.n_train:
+            return (f"break_betas × max(batch_sizes) must be at most n_train = {cfg.n_train}; "
+                    f"got {b:g} × {max(cfg.batch_sizes)}.")
     return None
 
 
@@ -38,65 +113,144 @@ def _curvature_fits(cfg: Config) -> str | None:
     return None
 
 
-PARAMETERS = ParameterSet(
+def _plateau_fits(cfg: Config) -> str | None:
+    if cfg.plateau_epochs > cfg.epochs + 1:
+        return (f"plateau_epochs must be at most epochs + 1 = {cfg.epochs + 1} (the points of the "
+                f"training-loss curve, epoch 0 included); got {cfg.plateau_epochs}.")
+    return None
+
+
+_T = in_range(1e-6, 0.1)
+
+
+def _p(name: str, check, doc: str) -> Param:
+    """A parameter whose preset comes from the grid tables: as a per-fidelity preset, the
+    value of each fidelity's own grid (what ``params`` and the reproducing appendix show);
+    another grid, chosen with ``grid``, fills it from its table instead."""
+    from sgdtemp.params import FIDELITIES
+
+    return Param(name, {f: GRIDS[FIDELITY_GRID[f]][name] for f in FIDELITIES}, check, doc)
+
+
+class GridParameterSet(ParameterSet):
+    """The chapter's :class:`ParameterSet`, with presets looked up in the table of the
+    parameter ``grid`` (itself preset per fidelity by :data:`FIDELITY_GRID`) rather than
+    by fidelity."""
+
+    def resolve(self, **values: Any) -> Config:
+        from sgdtemp.params import resolve_fidelity
+
+        grid = values.get("grid")
+        try:
+            fidelity = resolve_fidelity(values.get("fidelity"))
+        except ParameterError:
+            fidelity = None  # refused with its own sentence below
+        if grid is None and fidelity is not None:
+            grid = FIDELITY_GRID[fidelity]
+        if grid in GRIDS:  # a bad grid is refused by its own check below
+            values = {**values, **{k: v for k, v in GRIDS[grid].items() if values.get(k) is None}}
+        if grid == "quick" and values.get("store") is None and fidelity != "smoke":
+            values["store"] = str(QUICK_STORE)  # the first grid's committed runs
+        return super().resolve(**{**values, "grid": grid})
+
+
+PARAMETERS = GridParameterSet(
     chapter=CHAPTER,
     params=[
+        Param("grid", FIDELITY_GRID, one_of(*GRIDS),
+              "preset table the parameters left None take: smoke, quick (6 epochs on 10k images, "
+              "the first grid), reference (all 50k images, 30 epochs, no augmentation, "
+              "T ∈ {5e-4, 1e-3, 2e-3} × B ∈ {32, 64, 128}, a breaking arm to B = 1024) or paper"),
         Param("data_dir", None, optional(text),
               "folder holding cifar10-jpeg.tar.gz or cifar-10-batches-py (None: $SGDTEMP_DATA)"),
         Param("download", True, one_of(True, False),
               "fetch the data set into data_dir with torchvision when it is missing (online only)"),
         Param("dataset", "cifar10", one_of("cifar10", "fashion_mnist"), "data set"),
-        Param("model", {"smoke": "small_cnn", "default": "small_cnn", "paper": "resnet"},
-              one_of("small_cnn", "resnet", "mlp"), "network"),
-        Param("temperatures",
-              {"smoke": [2.5e-4, 1e-3, 4e-3], "default": [2.5e-4, 1e-3, 4e-3],
-               "paper": [2.5e-4, 1e-3, 4e-3]},
-              list_of(in_range(1e-6, 0.1), min_len=3),
-              "temperatures T = lr / batch_size, at least three"),
-        Param("batch_sizes", {"smoke": [10, 20, 40], "default": [32, 64, 128],
-                              "paper": [64, 128, 256]},
-              list_of(in_range(1, 50_000, integer=True), min_len=2),
-              "batch sizes B run at every temperature (lr = T·B)"),
-        Param("n_seeds", {"smoke": 2, "default": 2, "paper": 3}, in_range(2, 50, integer=True),
-              "seeds per (T, B) pair: seed, seed + 1, ..."),
-        Param("epochs", {"smoke": 3, "default": 6, "paper": 40}, in_range(1, 1000, integer=True),
-              "epochs per run (equal epochs = equal SDE time N·T at every B)"),
-        Param("n_train", {"smoke": 500, "default": 10_000, "paper": 50_000},
-              in_range(10, 60_000, integer=True), "training examples (a class-balanced subset)"),
-        Param("n_test", {"smoke": 250, "default": 2000, "paper": 10_000},
-              in_range(10, N_TEST_FULL, integer=True),
-              "test images evaluated (a fixed class-balanced subset; the same for the shifted set)"),
-        Param("curvature_examples", {"smoke": 64, "default": 512, "paper": 2048},
-              positive_int, "training examples the Hessian trace and top eigenvalue are measured on"),
-        Param("curvature_probes", {"smoke": 6, "default": 16, "paper": 64},
-              in_range(2, 1000, integer=True), "Hutchinson probes for the Hessian trace"),
-        Param("curvature_iters", {"smoke": 5, "default": 12, "paper": 30},
-              in_range(2, 1000, integer=True), "Lanczos iterations for the top eigenvalue"),
+        _p("model", one_of("small_cnn", "resnet", "mlp"), "network"),
+        # None is a value here (the model's default width), so the preset is not a table
+        Param("width", None, optional(positive_int),
+              "network width (None: the grid's, i.e. the model's default; paper: 32)"),
+        _p("augment", one_of(True, False), "random crop and flip of every training batch"),
+        _p("temperatures", list_of(_T, min_len=3), "temperatures T = lr / batch_size, at least three"),
+        _p("batch_sizes", list_of(in_range(1, 60_000, integer=True), min_len=2),
+           "batch sizes B run at every temperature (lr = T·B)"),
+        _p("n_seeds", in_range(2, 50, integer=True), "seeds per (T, B) pair: seed, seed + 1, ..."),
+        _p("epochs", in_range(1, 1000, integer=True),
+           "epochs per run (equal epochs = equal SDE time N·T at every B)"),
+        _p("n_train", in_range(10, 60_000, integer=True), "training examples (a class-balanced subset)"),
+        _p("n_test", in_range(10, N_TEST_FULL, integer=True),
+           "test images evaluated (a fixed class-balanced subset; the same for the shifted set)"),
+        _p("curvature_batchnorm", one_of("eval", "train"),
+           "Hessian with BatchNorm's running statistics (eval) or on fixed batches of each run's "
+           "B normalised by their own statistics (train: the loss SGD descends)"),
+        _p("curvature_examples", positive_int,
+           "training examples the Hessian trace and top eigenvalue are measured on"),
+        _p("curvature_probes", in_range(2, 1000, integer=True), "Hutchinson probes for the Hessian trace"),
+        _p("curvature_iters", in_range(2, 1000, integer=True), "Lanczos iterations for the top eigenvalue"),
+        _p("break_temperature", _T, "temperature of the breaking arm"),
+        _p("break_betas", list_of(in_range(1.0, 1000.0), min_len=0),
+           "factors β of the breaking arm's (β·T·B₀, β·B₀), B₀ = max(batch_sizes); [] for none"),
+        _p("break_seeds", in_range(1, 50, integer=True), "seeds of each breaking-arm run"),
+        _p("plateau_epochs", in_range(3, 1000, integer=True),
+           "the last epochs whose training-loss trend decides whether a run has plateaued"),
     ] + training_run_params(CHAPTER),
-    rules=[_batch_sizes_fit, _curvature_fits],
+    rules=[_batch_sizes_fit, _curvature_fits, _plateau_fits],
 )
 
 
 # ---------------------------------------------------------------- runs
-def training_configs(cfg: Config) -> list[dict]:
-    """The chapter's runs for resolved parameters ``cfg``, as complete configurations of
-    ``sgdtemp.train.run_training`` (validated by ``training_config``), in the order
-    temperature, batch size, seed (the last fastest)."""
-    from sgdtemp.sweep import temperature_grid
-    from sgdtemp.train import training_config
-
-    seeds = [cfg.seed + i for i in range(cfg.n_seeds)]
-    fixed: dict[str, Any] = dict(
+def _fixed(cfg: Config) -> dict[str, Any]:
+    return dict(
         dataset=cfg.dataset, data_dir=cfg.data_dir, model=cfg.model, epochs=cfg.epochs,
         n_train=cfg.n_train, device=cfg.device, curvature=True,
-        curvature_examples=cfg.curvature_examples, curvature_probes=cfg.curvature_probes,
-        curvature_iters=cfg.curvature_iters,
+        curvature_probes=cfg.curvature_probes, curvature_iters=cfg.curvature_iters,
         # the same n_test images for the test and the shifted test set, and as many
         # training images for the training loss
         eval_test_examples=cfg.n_test, eval_train_examples=min(cfg.n_train, cfg.n_test),
+        **({} if cfg.width is None else {"width": cfg.width}),
+        # left out at their defaults, so the first grid's runs keep their store keys
+        **({} if cfg.augment == (cfg.dataset == "cifar10") else {"augment": cfg.augment}),
+        **({} if cfg.curvature_batchnorm == "eval" else {"curvature_batchnorm": "train"}),
     )
-    return [training_config(**c) for c in temperature_grid(cfg.temperatures, cfg.batch_sizes,
-                                                           seed=seeds, **fixed)]
+
+
+def _curvature_examples(cfg: Config, batch_size: int) -> int:
+    """At least one whole batch of B when the curvature is measured on batches of B."""
+    if cfg.curvature_batchnorm == "train":
+        return max(cfg.curvature_examples, batch_size)
+    return cfg.curvature_examples
+
+
+def arm_configs(cfg: Config) -> dict[str, Any]:
+    """The runs, as complete configurations of ``sgdtemp.train.run_training``:
+    ``{"grid": runs[i_T][i_B][i_seed], "breaking": runs[i_beta][i_seed]}``."""
+    from sgdtemp.sweep import lr_for
+    from sgdtemp.train import training_config
+
+    fixed = _fixed(cfg)
+    seeds = [cfg.seed + i for i in range(cfg.n_seeds)]
+    grid = [[[training_config(**fixed, lr=lr_for(T, B), batch_size=int(B), seed=s,
+                              curvature_examples=_curvature_examples(cfg, B))
+              for s in seeds] for B in cfg.batch_sizes] for T in cfg.temperatures]
+    B0 = max(cfg.batch_sizes)
+    breaking = []
+    for beta in cfg.break_betas:
+        B = round(beta * B0)
+        breaking.append([training_config(**fixed, lr=lr_for(cfg.break_temperature, B), batch_size=B,
+                                         seed=cfg.seed + i, curvature_examples=_curvature_examples(cfg, B))
+                         for i in range(cfg.break_seeds)])
+    return {"grid": grid, "breaking": breaking}
+
+
+def training_configs(cfg: Config) -> list[dict]:
+    """Every run of the chapter, most useful first: seed by seed, each seed's (T, B) pairs
+    (T, then B), then the breaking arm seed by seed (β fastest)."""
+    arms = arm_configs(cfg)
+    out = [arms["grid"][i][j][s] for s in range(cfg.n_seeds)
+           for i in range(len(cfg.temperatures)) for j in range(len(cfg.batch_sizes))]
+    out += [arms["breaking"][k][s] for s in range(cfg.break_seeds)
+            for k in range(len(cfg.break_betas))]
+    return out
 
 
 def required_datasets(cfg: Config) -> list[str]:

@@ -72,10 +72,10 @@ def seed_paired_sd(x) -> tuple[float, int]:
 
 
 def detectable_difference(se: float, score: float = 3.0, power: float = 0.8) -> float:
-    """The smallest true difference δ that the test "|d̂| > score·se" flags with
+    """The smallest true difference δ that the test "abs(d̂) > score·se" flags with
     probability ``power``, for a Gaussian estimate d̂ of standard error se:
     δ = (score + Φ⁻¹(power))·se (the far tail, P(d̂ < −score·se), neglected). An
-    agreement claim "|d̂| ≤ score·se" can only speak for differences of at least δ."""
+    agreement claim "abs(d̂) ≤ score·se" can only speak for differences of at least δ."""
     if not 0 < power < 1:
         raise ValueError(f"power must be between 0 and 1; got {power!r}.")
     return float((score + _st.norm.ppf(power)) * se)
@@ -94,7 +94,7 @@ class Plateau:
 
     @property
     def holds(self) -> bool:
-        """The change is within noise: |change| ≤ z·se."""
+        """The change is within noise: abs(change) ≤ z·se."""
         return abs(self.change) <= self.z * self.se
 
 
@@ -134,7 +134,7 @@ def gap_fraction(treated, base, best, sd: float, n: int) -> tuple[float, float]:
     ``treated``, ``base``, ``best``: the seed values of the three cells (n each); ``sd``: the
     per-seed standard deviation (pooled over cells), so each mean has variance sd²/n and the
     two differences share the baseline: Var(t̄ − b̄) = Var(m̄ − b̄) = 2sd²/n,
-    Cov = sd²/n. Then se_f = √(2 − 2f + 2f²)·sd/(√n·|m̄ − b̄|). Dimensionless.
+    Cov = sd²/n. Then se_f = √(2 − 2f + 2f²)·sd/(√n·abs(m̄ − b̄)). Dimensionless.
     """
     t, b, m = (float(np.nanmean(np.asarray(v, dtype=float))) for v in (treated, base, best))
     gap = m - b

@@ -76,7 +76,7 @@ class PeakEstimate:
 
     @property
     def x(self) -> float:
-        """exp(log_mean): the geometric mean of the seeds' peaks, in x's units."""
+        """The geometric mean of the seeds' peaks, exp(log_mean), in x's units."""
         return math.exp(self.log_mean)
 
 

@@ -94,7 +94,7 @@ class Plateau:
 
     @property
     def holds(self) -> bool:
-        """The change is within noise: abs(change) ≤ z·se."""
+        """True when the change is within noise, abs(change) ≤ z·se."""
         return abs(self.change) <= self.z * self.se
 
 

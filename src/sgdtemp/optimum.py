@@ -33,9 +33,11 @@ def log_parabola_peak(x, y) -> Peak:
     """The peak of y over a grid of positive x, located in u = log x.
 
     With i the index of the largest y (grid sorted by x), the parabola through
-    (u_{i−1}, y_{i−1}), (u_i, y_i), (u_{i+1}, y_{i+1}) has its vertex at
-    u* = u_i − ½ [(u_i − u_{i−1})²(y_i − y_{i+1}) − (u_i − u_{i+1})²(y_i − y_{i−1})]
-             / [(u_i − u_{i−1})(y_i − y_{i+1}) − (u_i − u_{i+1})(y_i − y_{i−1})],
+    (u_{i−1}, y_{i−1}), (u_i, y_i), (u_{i+1}, y_{i+1}) has its vertex at::
+
+        u* = u_i − ½ [a²(y_i − y_{i+1}) − b²(y_i − y_{i−1})] / [a(y_i − y_{i+1}) − b(y_i − y_{i−1})],
+        a = u_i − u_{i−1},  b = u_i − u_{i+1},
+
     which lies in [u_{i−1}, u_{i+1}] because y_i is the largest of the three. Returns
     x* = exp(u*), in x's units. If i is the first or last point, x_i is returned with
     ``interior`` False; NaN values of y are not allowed (a diverged run has no value).

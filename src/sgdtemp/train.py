@@ -539,8 +539,8 @@ def group_key(config: dict) -> tuple:
     :data:`PER_RUN_KEYS` (model, width, depth, data, batch size, epochs, schedule, ...)."""
     shared = sorted((k, repr(v)) for k, v in config.items() if k not in PER_RUN_KEYS)
     # Noise enhancement takes two batches a step: runs with and without it cannot share steps.
-    # The explicit regularizer needs a double backward, three times the cost of a plain step:
-    # runs without it are kept out of its groups, where they would pay for it.
+    # The explicit regularizer needs a double backward, several times the cost of a plain
+    # step: runs without it are kept out of its groups, where they would pay for it.
     return tuple(shared) + (("two_batches", config["enhance_alpha"] > 0),
                             ("double_backward", config["grad_penalty"] > 0))
 

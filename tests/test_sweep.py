@@ -166,6 +166,30 @@ def test_failing_run_is_reported_and_the_sweep_goes_on(tmp_path, log):
     assert calls(log) == [bad]
 
 
+def test_run_arms_returns_each_arm_nested_as_its_configurations(tmp_path, log):
+    cells = [CONFIGS[0:2], CONFIGS[2:4]]               # (cells, seeds)
+    arms = {"grid": cells, "single": CONFIGS[4], "flat": CONFIGS[5:8]}
+    store = ResultsStore(tmp_path / "res")
+    out = sweep.run_arms(arms, store=store, run_fn=fake_run)
+    assert list(out) == ["grid", "single", "flat"]
+    assert [[r["config"] for r in row] for row in out["grid"]] == cells
+    assert out["single"]["config"] == CONFIGS[4]
+    assert [r["config"] for r in out["flat"]] == CONFIGS[5:8]
+    assert (out.n_runs, out.n_stored, out.n_computed) == (8, 0, 8)
+    again = sweep.run_arms(arms, store=store, run_fn=fake_run)
+    assert (again.n_stored, again.n_computed) == (8, 0)
+    assert again.summary().startswith(f"8 runs: 8 read from {store.root}, 0 computed")
+
+
+def test_run_arms_raises_after_storing_the_runs_that_did_not_fail(tmp_path, log):
+    arms = {"a": CONFIGS[:2], "b": [{**CONFIGS[2], "fail": True}, CONFIGS[3]]}
+    store = ResultsStore(tmp_path / "res")
+    with pytest.warns(UserWarning), pytest.raises(sweep.RunsFailed,
+                                                  match=r"^1 of 4 runs failed; .*failed"):
+        sweep.run_arms(arms, store=store, run_fn=fake_run)
+    assert store.missing(arms["a"] + arms["b"]) == [arms["b"][0]]
+
+
 def test_diverged_run_is_a_normal_result(tmp_path):
     c = {"lr": 50.0, "batch_size": 10, "seed": 0, "epochs": 1}
     out = sweep.run_grid([c], fake_run, store=tmp_path, executor="serial", progress=False)

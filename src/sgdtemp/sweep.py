@@ -22,6 +22,10 @@ A run that raises is reported (a warning, ``SweepResults.failures`` and a file
 retried by the next sweep (a group that raises fails all its runs). A diverged
 run is a normal result.
 
+A chapter calls :func:`run_arms`: its arms of runs (nested lists of configurations) go
+through :func:`run_grid` as one list and come back nested as they went in; a failed run
+stops the chapter (:class:`RunsFailed`) after the others are stored.
+
 ``python -m sgdtemp sweep`` (:func:`main`) is the command-line front end.
 """
 
@@ -296,6 +300,77 @@ def run_grid(configs: Iterable[Mapping[str, Any]], run_fn: RunFn | None = None, 
     return SweepResults(records, failures, len(todo) - len(failures), n_stored)
 
 
+class RunsFailed(RuntimeError):
+    """Some runs of a chapter's arms raised; their tracebacks are in ``<store>/failed``."""
+
+
+class ArmRecords(dict):
+    """Each arm's records, nested as its configurations were, with ``n_runs``,
+    ``n_stored`` (read from the store), ``n_computed`` and ``seconds`` (wall time)."""
+
+    def __init__(self, by_arm: dict[str, Any], results: SweepResults, store: Path,
+                 seconds: float):
+        super().__init__(by_arm)
+        self.n_runs = len(results)
+        self.n_stored = results.n_stored
+        self.n_computed = results.n_computed
+        self.store = store
+        self.seconds = seconds
+
+    def summary(self) -> str:
+        """One line: how many runs were read from the store and how many computed."""
+        return (f"{self.n_runs} runs: {self.n_stored} read from {self.store}, "
+                f"{self.n_computed} computed, in {self.seconds:.1f} s")
+
+
+def _leaves(tree: Any) -> list[Mapping[str, Any]]:
+    """The configurations of a nested list, depth first (a configuration is a Mapping)."""
+    if isinstance(tree, Mapping):
+        return [tree]
+    return [leaf for branch in tree for leaf in _leaves(branch)]
+
+
+def _refill(tree: Any, values: Iterable[Any]) -> Any:
+    """``tree`` with its configurations replaced, in :func:`_leaves` order, by ``values``."""
+    values = iter(values)
+
+    def fill(t: Any) -> Any:
+        return next(values) if isinstance(t, Mapping) else [fill(b) for b in t]
+
+    return fill(tree)
+
+
+def run_arms(arms: Mapping[str, Any], *, store: ResultsStore | str | os.PathLike,
+             workers: int | None = 1, scheduler: str | None = None,
+             run_fn: RunFn | None = None) -> ArmRecords:
+    """The records of a chapter's arms: every run the store holds is read, the others are
+    computed and stored, and each arm comes back nested as its configurations were.
+
+    ``arms`` maps an arm's name to a configuration or a nested list of them (e.g. cells ×
+    seeds). The runs execute in this process for ``workers = 1``, in a local process pool
+    of ``workers`` otherwise (``None``: one per CPU), or on the Dask ``scheduler`` when one
+    is named (see :func:`run_grid`). Raises :class:`RunsFailed` if any run raised, after every other
+    run is stored: a chapter cannot go on with holes in its grid, and the next call
+    retries only the failed runs.
+    """
+    names = list(arms)
+    flat = [_leaves(arms[a]) for a in names]
+    t0 = time.perf_counter()
+    results = run_grid([c for f in flat for c in f], run_fn, store=store,
+                       executor=scheduler or ("serial" if workers == 1 else "local"),
+                       n_workers=workers, progress=False)
+    seconds = time.perf_counter() - t0
+    root = _as_store(store).root
+    if results.failures:
+        raise RunsFailed(f"{len(results.failures)} of {len(results)} runs failed; their "
+                         f"tracebacks are in {root / 'failed'} (run again to retry them).")
+    by_arm, i = {}, 0
+    for a, f in zip(names, flat):
+        by_arm[a] = _refill(arms[a], results[i:i + len(f)])
+        i += len(f)
+    return ArmRecords(by_arm, results, root, seconds)
+
+
 def _dispatch(units: list[list[dict]], run_many, executor: Any, n_workers: int | None,
               threads: int | None, finish: Callable[[dict, dict], None]) -> None:
     if executor == "serial":
@@ -549,5 +624,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if results.failures else 0
 
 
-__all__ = ["SweepResults", "default_store_dir", "grid", "grid_cost", "lr_for", "main", "run_grid",
-           "temperature_grid", "temperature_of"]
+__all__ = ["ArmRecords", "RunsFailed", "SweepResults", "default_store_dir", "grid", "grid_cost",
+           "lr_for", "main", "run_arms", "run_grid", "temperature_grid", "temperature_of"]

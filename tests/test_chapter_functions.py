@@ -100,9 +100,12 @@ def test_temperature_colors_run_cold_to_hot():
     temps = [4e-3, 2.5e-4, 1e-3, 1e-3]
     colors = plotting.temperature_colors(temps)
     assert list(colors) == [2.5e-4, 1e-3, 4e-3]  # one colour per distinct T, in order
-    # coolwarm: red minus blue grows from the coldest (bluish) to the hottest (reddish).
+    # red minus blue grows from the coldest (bluish) to the hottest (reddish).
     warmth = [colors[t][0] - colors[t][2] for t in sorted(colors)]
     assert warmth == sorted(warmth) and warmth[0] < 0 < warmth[-1]
+    # every colour, the middle one included, stands out on white: relative luminance
+    # (Rec. 709 weights, no gamma: a rough bound) well below the background's 1.
+    assert all(0.2126 * r + 0.7152 * g + 0.0722 * b < 0.7 for r, g, b, _ in colors.values())
     assert len(plotting.temperature_colors([0.1])) == 1
 
 
@@ -235,5 +238,23 @@ def test_sparse_log_ticks_label_one_two_five_per_decade():
         ticks = [t for t in ax.get_xticks() if 2e-3 <= t <= 3e-2]
         assert ticks == pytest.approx([2e-3, 5e-3, 1e-2, 2e-2], rel=1e-9)
         assert ax.xaxis.get_minor_formatter()(3e-3) == ""
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("lo,hi", [(0.25, 3.0), (1.08, 2.69), (2e-3, 3e-2), (150.0, 800.0)])
+def test_sparse_log_ticks_label_every_major_tick(lo, hi):
+    """Every major tick inside the axis gets a label, whether the range spans a decade or
+    less (then matplotlib falls back to linear ticks) — an unlabelled log axis is unreadable."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        ax.set_yscale("log")
+        ax.set_ylim(lo, hi)
+        plotting.sparse_log_ticks(ax, "y")
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if lo <= t.get_position()[1] <= hi]
+        assert len(labels) >= 2 and all(labels), labels
     finally:
         plt.close(fig)

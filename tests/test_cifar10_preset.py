@@ -81,3 +81,13 @@ def test_the_chapter_store_holds_reference_scale_runs_only():
     for path in sorted((REPO / "results" / "cifar10_temperature").glob("*.json")):
         config = json.loads(path.read_text())["config"]
         assert config["n_train"] == 50_000 and config["epochs"] >= 30, path.name
+
+
+def test_the_default_grid_is_the_reference_grid_and_every_run_is_committed():
+    """Issue 11: ``--fidelity default`` reads the committed reference sweep and trains
+    nothing; a run missing from the store (or orphaned by a change of its key) fails here."""
+    cfg = c10.PARAMETERS.resolve(fidelity="default")
+    assert cfg.grid == "reference" and Path(cfg.store) == REPO / "results" / "cifar10_temperature"
+    runs = c10.training_configs(cfg)
+    assert len(runs) == 21
+    assert ResultsStore(cfg.store).missing(runs) == []

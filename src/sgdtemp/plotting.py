@@ -87,20 +87,35 @@ def sparse_log_ticks(ax, axis: str = "x") -> None:
     """Readable tick labels on a log axis that spans little more than a decade.
 
     There matplotlib labels minor ticks (``3×10⁻³ 4×10⁻³ ...``), which collide; instead
-    label 1, 2 and 5 times each power of ten and leave minor ticks unlabelled."""
-    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+    put major ticks at 1, 2 and 5 times each power of ten and leave minor ticks
+    unlabelled. Every major tick is labelled (a log formatter would hide some of them), in
+    plain numbers between 10⁻³ and 10⁴ and in powers of ten outside; on a range with fewer
+    than two such ticks matplotlib's locator falls back to linear ticks, labelled the same way."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    def label(value, _pos):
+        if value <= 0:
+            return ""
+        if 1e-3 <= value < 1e4:
+            return f"{value:g}"
+        mantissa, exponent = f"{value:.0e}".split("e")
+        power = f"10^{{{int(exponent)}}}"
+        return f"${power}$" if mantissa == "1" else f"${mantissa}\\times{power}$"
 
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    target.set_major_formatter(FuncFormatter(label))
     target.set_minor_formatter(NullFormatter())
 
 
 def temperature_colors(temperatures) -> dict:
-    """A colour per temperature, cold (blue) to hot (red), for plots over T."""
+    """A colour per temperature, cold (dark blue) to hot (orange), for plots over T.
+
+    A sequential map ("plasma", cut before its pale yellow end) rather than a diverging
+    one: a diverging map's pale middle makes the middle temperature invisible on white."""
     import numpy as np
 
     ts = sorted(set(temperatures))
-    cmap = mpl.colormaps["coolwarm"]
-    pos = np.linspace(0.05, 0.95, len(ts)) if len(ts) > 1 else [0.5]
+    cmap = mpl.colormaps["plasma"]
+    pos = np.linspace(0.05, 0.8, len(ts)) if len(ts) > 1 else [0.4]
     return {t: cmap(p) for t, p in zip(ts, pos)}

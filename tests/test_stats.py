@@ -276,6 +276,20 @@ def test_plateau_epoch_is_the_first_window_end_where_the_curve_is_flat():
     assert stats.plateau_epoch(np.linspace(3.0, 1.0, 20), 5) is None  # never flat
 
 
+def test_plateau_settled_epoch_is_where_every_later_window_is_flat():
+    # a descent, a flat stretch, a short dip (detected), then flat again: the curve has
+    # settled only after the dip, although it was flat once before it
+    w = 5
+    r = np.tile([0.01, -0.01], 20)
+    y = np.concatenate([np.linspace(3.0, 1.0, 10), np.ones(10), np.linspace(1.0, 0.5, 6),
+                        0.5 * np.ones(14)]) + r[:40]
+    holds = [stats.plateau(y[: e + 1], w).holds for e in range(w - 1, y.size)]
+    e = stats.plateau_settled_epoch(y, w)
+    assert e is not None and all(holds[e - (w - 1):]) and not holds[e - 1 - (w - 1)]
+    assert stats.plateau_epoch(y, w) < 20 < e  # the first flat window is not the settled one
+    assert stats.plateau_settled_epoch(np.linspace(3.0, 1.0, 20) + r[:20], w) is None
+
+
 def test_a_plateau_of_unknown_change_does_not_hold():
     # what a chapter records for a diverged run: no change measured, so no plateau
     assert not stats.Plateau(float("nan"), float("nan"), 5, 3.0).holds

@@ -122,6 +122,21 @@ def plateau_epoch(y, window: int, z: float = 3.0) -> int | None:
     return None
 
 
+def plateau_settled_epoch(y, window: int, z: float = 3.0) -> int | None:
+    """The first index e from which the curve ``y`` stays plateaued: ``plateau(y[:e' + 1],
+    window, z)`` holds for every e' from e to the end, or None if it fails at the end.
+
+    Stricter than :func:`plateau_epoch`, which a noisy descent can pass once by chance
+    early on: a run "has settled by epoch e" only if no later window detects a drift."""
+    y = np.asarray(y, dtype=float).ravel()
+    settled = None
+    for e in range(y.size - 1, window - 2, -1):  # from the end backwards
+        if not plateau(y[: e + 1], window, z).holds:
+            break
+        settled = e
+    return settled
+
+
 def difference_se(se_a, se_b):
     """Standard error of a − b for *independent* estimates: √(se_a² + se_b²)."""
     return np.hypot(se_a, se_b)

@@ -47,7 +47,11 @@ def test_runs_are_ordered_seed_by_seed_then_the_breaking_arm():
     assert [c["seed"] for c in runs[:n_grid]] == [0] * n_grid
     assert [c["seed"] for c in runs[n_grid:2 * n_grid]] == [1] * n_grid
     assert [(c["lr"], c["batch_size"]) for c in runs[:3]] == [(0.016, 32), (0.032, 64), (0.064, 128)]
-    assert [c["batch_size"] for c in runs[2 * n_grid:]] == [256, 512, 1024]
+    assert [c["batch_size"] for c in runs[2 * n_grid:2 * n_grid + 3]] == [256, 512, 1024]
+    long = runs[2 * n_grid + 3:]  # the long arm: coldest and hottest T at the smallest B
+    assert [(c["lr"], c["batch_size"], c["seed"], c["epochs"]) for c in long] == [
+        (0.016, 32, 0, 90), (0.064, 32, 0, 90)]
+    assert [dict(c, epochs=30) for c in long] == [runs[0], runs[6]]  # else equal to grid runs
     assert len({config_key(c) for c in runs}) == len(runs)
 
 
@@ -66,6 +70,7 @@ def test_the_quick_grid_reads_the_first_committed_runs():
     (dict(grid="quick", curvature_examples=20_000), "curvature_examples must be at most n_train"),
     (dict(grid="quick", n_train=60_000), "n_train must be at most 50000 for cifar10"),
     (dict(grid="quick", break_betas=[0.5]), "break_betas must be a list whose values"),
+    (dict(grid="reference", long_epochs=30), "long_epochs must be 0 (no long arm) or more than epochs = 30"),
 ])
 def test_bad_values_are_one_sentence(values, start):
     with pytest.raises(ParameterError) as e:
@@ -89,5 +94,5 @@ def test_the_default_grid_is_the_reference_grid_and_every_run_is_committed():
     cfg = c10.PARAMETERS.resolve(fidelity="default")
     assert cfg.grid == "reference" and Path(cfg.store) == REPO / "results" / "cifar10_temperature"
     runs = c10.training_configs(cfg)
-    assert len(runs) == 21
+    assert len(runs) == 23  # 18 grid runs, 3 of the breaking arm, 2 long ones
     assert ResultsStore(cfg.store).missing(runs) == []

@@ -1,4 +1,4 @@
-"""Parameters of the chapter ``cifar10_temperature``, and its two grids of training runs.
+"""Parameters of the chapter ``cifar10_temperature``, and its three arms of training runs.
 
 * The **temperature grid**: every temperature T crossed with every batch size B
   (lr = T·B), crossed with ``n_seeds`` seeds ``seed, seed + 1, ...``. A seed sets the
@@ -8,12 +8,15 @@
   in ``break_betas`` from the grid's largest batch B₀ = max(batch_sizes), η₀ = T·B₀, with
   ``break_seeds`` seeds: equal T, ever larger steps, until the discrete steps leave the
   diffusion picture (η·λ_max ≥ 2).
+* The **long arm**: the grid's runs at the smallest batch size, first seed, coldest and
+  hottest temperature, trained for ``long_epochs`` instead of ``epochs`` (0: none), to see
+  when the training loss stops falling.
 
 :func:`training_configs` turns the chapter's parameters into run configurations, in the
 order a partial sweep is most useful in: the first seed of every (T, B) pair, then the
-second seed of every pair, ..., then the breaking arm (seed by seed). The chapter and
-``python -m sgdtemp sweep --preset cifar10_temperature:<fidelity>`` both use it, so they
-read and write the same results in the store.
+second seed of every pair, ..., then the breaking arm (seed by seed), then the long arm.
+The chapter and ``python -m sgdtemp sweep --preset cifar10_temperature:<fidelity>`` both
+use it, so they read and write the same results in the store.
 
 **Grids.** The parameter ``grid`` names the preset table every parameter left ``None``
 takes (:data:`GRIDS`): ``smoke`` (CI, seconds), ``quick`` (the first, 6-epoch grid on
@@ -21,7 +24,7 @@ takes (:data:`GRIDS`): ``smoke`` (CI, seconds), ``quick`` (the first, 6-epoch gr
 ``results/cifar10_temperature_quick``, its default store), ``reference`` (all 50,000
 images, 30 epochs, no augmentation, curvature of the loss SGD descends: hours of CPU)
 and ``paper`` (a ResNet on a GPU). Each fidelity has its grid (:data:`FIDELITY_GRID`);
-``default`` takes ``reference``, whose 21 runs are committed in
+``default`` takes ``reference``, whose 23 runs are committed in
 ``results/cifar10_temperature`` (so the book reads them instead of training). The
 reference sweep is (re)computed with
 ``python -m sgdtemp sweep --preset cifar10_temperature:default``.
@@ -62,7 +65,7 @@ GRIDS: dict[str, dict[str, Any]] = {
         temperatures=[2.5e-4, 1e-3, 4e-3], batch_sizes=[10, 20, 40], n_seeds=2, epochs=3,
         n_train=500, n_test=250, curvature_batchnorm="train", curvature_examples=80,
         curvature_probes=6, curvature_iters=5, break_temperature=1e-3, break_betas=[2, 4],
-        break_seeds=1, plateau_epochs=3),
+        break_seeds=1, plateau_epochs=3, long_epochs=6),
     # The first grid (issue 3), kept reproducible: its 18 runs are committed. Its hottest
     # B = 128 pair (η = 0.512) is already past the breaking point, and its curvature is
     # measured with BatchNorm's running statistics.
@@ -71,17 +74,18 @@ GRIDS: dict[str, dict[str, Any]] = {
         temperatures=[2.5e-4, 1e-3, 4e-3], batch_sizes=[32, 64, 128], n_seeds=2, epochs=6,
         n_train=10_000, n_test=2000, curvature_batchnorm="eval", curvature_examples=512,
         curvature_probes=16, curvature_iters=12, break_temperature=1e-3, break_betas=[],
-        break_seeds=1, plateau_epochs=4),
+        break_seeds=1, plateau_epochs=4, long_epochs=0),
     # Issue 11: the whole training set, long enough to plateau, no augmentation (so that a
     # 24k-parameter CNN can overfit: a generalization gap for temperature to act on), the
     # hottest pair at η = 0.256 (the first grid broke at 0.512), curvature of the loss SGD
-    # descends (BatchNorm on fixed batches of each run's own B).
+    # descends (BatchNorm on fixed batches of each run's own B). At 30 epochs none of the
+    # B = 32 runs had plateaued; the long arm runs two of them for 90.
     "reference": dict(
         model="small_cnn", width=None, augment=False,
         temperatures=[5e-4, 1e-3, 2e-3], batch_sizes=[32, 64, 128], n_seeds=2, epochs=30,
         n_train=50_000, n_test=5000, curvature_batchnorm="train", curvature_examples=1024,
         curvature_probes=16, curvature_iters=16, break_temperature=1e-3, break_betas=[2, 4, 8],
-        break_seeds=1, plateau_epochs=10),
+        break_seeds=1, plateau_epochs=10, long_epochs=90),
     # A GPU: a ResNet (width 32), temperatures halved and batch sizes doubled (η ≤ 0.256
     # again); sized for about 10 minutes of one H200 (bench/paper_cifar10_gpu.py).
     "paper": dict(
@@ -89,7 +93,7 @@ GRIDS: dict[str, dict[str, Any]] = {
         temperatures=[2.5e-4, 5e-4, 1e-3], batch_sizes=[64, 128, 256], n_seeds=2, epochs=30,
         n_train=50_000, n_test=5000, curvature_batchnorm="train", curvature_examples=2048,
         curvature_probes=32, curvature_iters=20, break_temperature=5e-4, break_betas=[2, 4, 8],
-        break_seeds=1, plateau_epochs=10),
+        break_seeds=1, plateau_epochs=10, long_epochs=0),
 }
 
 
@@ -111,6 +115,13 @@ def _curvature_fits(cfg: Config) -> str | None:
     if cfg.curvature_examples > cfg.n_train:
         return (f"curvature_examples must be at most n_train = {cfg.n_train}; "
                 f"got {cfg.curvature_examples}.")
+    return None
+
+
+def _long_arm_fits(cfg: Config) -> str | None:
+    if cfg.long_epochs != 0 and cfg.long_epochs <= cfg.epochs:
+        return (f"long_epochs must be 0 (no long arm) or more than epochs = {cfg.epochs}; "
+                f"got {cfg.long_epochs}.")
     return None
 
 
@@ -194,8 +205,11 @@ PARAMETERS = GridParameterSet(
         _p("break_seeds", in_range(1, 50, integer=True), "seeds of each breaking-arm run"),
         _p("plateau_epochs", in_range(3, 1000, integer=True),
            "the last epochs whose training-loss trend decides whether a run has plateaued"),
+        _p("long_epochs", in_range(0, 10_000, integer=True),
+           "epochs of the long arm (the smallest batch at the coldest and the hottest "
+           "temperature, first seed), which shows when the training loss plateaus; 0 for none"),
     ] + training_run_params(CHAPTER),
-    rules=[_batch_sizes_fit, _curvature_fits, _plateau_fits],
+    rules=[_batch_sizes_fit, _curvature_fits, _plateau_fits, _long_arm_fits],
 )
 
 
@@ -224,7 +238,8 @@ def _curvature_examples(cfg: Config, batch_size: int) -> int:
 
 def arm_configs(cfg: Config) -> dict[str, Any]:
     """The runs, as complete configurations of ``sgdtemp.train.run_training``:
-    ``{"grid": runs[i_T][i_B][i_seed], "breaking": runs[i_beta][i_seed]}``."""
+    ``{"grid": runs[i_T][i_B][i_seed], "breaking": runs[i_beta][i_seed], "long": [coldest,
+    hottest]}``; a long run is the grid's (T, min B, first seed) run for ``long_epochs``."""
     from sgdtemp.sweep import lr_for
     from sgdtemp.train import training_config
 
@@ -240,18 +255,25 @@ def arm_configs(cfg: Config) -> dict[str, Any]:
         breaking.append([training_config(**fixed, lr=lr_for(cfg.break_temperature, B), batch_size=B,
                                          seed=cfg.seed + i, curvature_examples=_curvature_examples(cfg, B))
                          for i in range(cfg.break_seeds)])
-    return {"grid": grid, "breaking": breaking}
+    long = []
+    if cfg.long_epochs:
+        B = min(cfg.batch_sizes)
+        for T in (min(cfg.temperatures), max(cfg.temperatures)):
+            long.append(training_config(**{**fixed, "epochs": cfg.long_epochs}, lr=lr_for(T, B),
+                                        batch_size=int(B), seed=cfg.seed,
+                                        curvature_examples=_curvature_examples(cfg, B)))
+    return {"grid": grid, "breaking": breaking, "long": long}
 
 
 def training_configs(cfg: Config) -> list[dict]:
     """Every run of the chapter, most useful first: seed by seed, each seed's (T, B) pairs
-    (T, then B), then the breaking arm seed by seed (β fastest)."""
+    (T, then B), then the breaking arm seed by seed (β fastest), then the long arm."""
     arms = arm_configs(cfg)
     out = [arms["grid"][i][j][s] for s in range(cfg.n_seeds)
            for i in range(len(cfg.temperatures)) for j in range(len(cfg.batch_sizes))]
     out += [arms["breaking"][k][s] for s in range(cfg.break_seeds)
             for k in range(len(cfg.break_betas))]
-    return out
+    return out + arms["long"]
 
 
 def required_datasets(cfg: Config) -> list[str]:

@@ -22,7 +22,7 @@ def test_each_fidelity_takes_its_grid_and_explicit_values_win():
     mixed = c10.PARAMETERS.resolve(fidelity="default", grid="reference", epochs=40)
     assert mixed.epochs == 40 and mixed.n_train == 50_000
     assert c10.PARAMETERS.resolve(fidelity="paper").width == 32
-    with pytest.raises(ParameterError, match="^grid must be one of 'smoke', 'quick', 'reference', 'paper'"):
+    with pytest.raises(ParameterError, match="^grid must be one of 'smoke', 'quick', 'reference', 'reference_90', 'paper'"):
         c10.PARAMETERS.resolve(grid="huge")
 
 
@@ -53,6 +53,20 @@ def test_runs_are_ordered_seed_by_seed_then_the_breaking_arm():
         (0.016, 32, 0, 90), (0.064, 32, 0, 90)]
     assert [dict(c, epochs=30) for c in long] == [runs[0], runs[6]]  # else equal to grid runs
     assert len({config_key(c) for c in runs}) == len(runs)
+
+
+def test_the_90_epoch_grid_is_the_reference_grid_longer_and_reuses_the_long_arm():
+    ref = c10.PARAMETERS.resolve(fidelity="default", grid="reference")
+    long = c10.PARAMETERS.resolve(fidelity="default", grid="reference_90")
+    runs_ref, runs_long = c10.training_configs(ref), c10.training_configs(long)
+    assert all(c["epochs"] == 90 and c["n_train"] == 50_000 for c in runs_long)
+    n_ref = len(runs_ref) - len(c10.arm_configs(ref)["long"])
+    assert len(runs_long) == n_ref  # no long arm of its own: every run is long
+    # else the same runs, in the same order
+    assert [dict(c, epochs=30) for c in runs_long] == runs_ref[:n_ref]
+    # the reference grid's long arm is two of its runs: a sweep of it computes 19, not 21
+    keys = {config_key(c) for c in runs_long}
+    assert {config_key(c) for c in c10.arm_configs(ref)["long"]} <= keys
 
 
 def test_the_quick_grid_reads_the_first_committed_runs():

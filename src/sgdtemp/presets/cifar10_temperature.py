@@ -60,6 +60,18 @@ FIDELITY_GRID = {"smoke": "smoke", "default": "reference", "paper": "paper"}
 #: grid, every run of it on all 50,000 images for at least 30 epochs).
 QUICK_STORE = repo_root() / "results" / f"{CHAPTER}_quick"
 
+# Issue 11: the whole training set, long enough to plateau, no augmentation (so that a
+# 24k-parameter CNN can overfit: a generalization gap for temperature to act on), the
+# hottest pair at η = 0.256 (the first grid broke at 0.512), curvature of the loss SGD
+# descends (BatchNorm on fixed batches of each run's own B). At 30 epochs none of the
+# B = 32 runs had plateaued; the long arm runs two of them for 90.
+_REFERENCE: dict[str, Any] = dict(
+    model="small_cnn", width=None, augment=False,
+    temperatures=[5e-4, 1e-3, 2e-3], batch_sizes=[32, 64, 128], n_seeds=2, epochs=30,
+    n_train=50_000, n_test=5000, curvature_batchnorm="train", curvature_examples=1024,
+    curvature_probes=16, curvature_iters=16, break_temperature=1e-3, break_betas=[2, 4, 8],
+    break_seeds=1, plateau_epochs=10, long_epochs=90)
+
 #: The preset tables: for each grid, a value of every chapter parameter below.
 GRIDS: dict[str, dict[str, Any]] = {
     "smoke": dict(
@@ -77,26 +89,11 @@ GRIDS: dict[str, dict[str, Any]] = {
         n_train=10_000, n_test=2000, curvature_batchnorm="eval", curvature_examples=512,
         curvature_probes=16, curvature_iters=12, break_temperature=1e-3, break_betas=[],
         break_seeds=1, plateau_epochs=4, long_epochs=0),
-    # Issue 11: the whole training set, long enough to plateau, no augmentation (so that a
-    # 24k-parameter CNN can overfit: a generalization gap for temperature to act on), the
-    # hottest pair at η = 0.256 (the first grid broke at 0.512), curvature of the loss SGD
-    # descends (BatchNorm on fixed batches of each run's own B). At 30 epochs none of the
-    # B = 32 runs had plateaued; the long arm runs two of them for 90.
-    "reference": dict(
-        model="small_cnn", width=None, augment=False,
-        temperatures=[5e-4, 1e-3, 2e-3], batch_sizes=[32, 64, 128], n_seeds=2, epochs=30,
-        n_train=50_000, n_test=5000, curvature_batchnorm="train", curvature_examples=1024,
-        curvature_probes=16, curvature_iters=16, break_temperature=1e-3, break_betas=[2, 4, 8],
-        break_seeds=1, plateau_epochs=10, long_epochs=90),
+    "reference": _REFERENCE,  # issue 11's grid (above)
     # The reference grid at the length its long arm needed (the B = 32 runs settled at
     # epochs 83 and 65): 90 epochs for every run, breaking arm included. Its runs share the
     # chapter's store; two of them are the long arm's (same configurations, same keys).
-    "reference_90": dict(
-        model="small_cnn", width=None, augment=False,
-        temperatures=[5e-4, 1e-3, 2e-3], batch_sizes=[32, 64, 128], n_seeds=2, epochs=90,
-        n_train=50_000, n_test=5000, curvature_batchnorm="train", curvature_examples=1024,
-        curvature_probes=16, curvature_iters=16, break_temperature=1e-3, break_betas=[2, 4, 8],
-        break_seeds=1, plateau_epochs=10, long_epochs=0),
+    "reference_90": {**_REFERENCE, "epochs": 90, "long_epochs": 0},
     # A GPU: a ResNet (width 32), temperatures halved and batch sizes doubled (η ≤ 0.256
     # again); sized for about 10 minutes of one H200 (bench/paper_cifar10_gpu.py).
     "paper": dict(

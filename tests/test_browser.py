@@ -4,8 +4,8 @@ The smoke build (the ``smoke_book`` fixture, shared with ``test_book.py``) is se
 the loopback interface and each page of the table of contents is opened with the
 network otherwise cut off, as on an offline machine. On each page:
 
-- math is typeset by MathJax loaded from the book itself (no ``\\(``, ``\\[`` or ``$$``
-  left in the text, every math element rendered, no script from another host);
+- math is typeset by MathJax loaded from the book itself (no ``\\(``, ``\\[``, ``$$`` or
+  ``$…$`` left in the text, every math element rendered, no script from another host);
 - no raw equation label, ``{eq}`` role, ``Claim(`` repr or printed dict in the text
   (code, i.e. cell inputs, inline literals and API signatures, is not text);
 - every image loaded (``naturalWidth > 0``);
@@ -41,6 +41,9 @@ LABELS = sorted({m.group(1) for md in (ROOT / "book").glob("*.md")
                  for m in re.finditer(r"^:label:\s*(\S+)", md.read_text(), re.M)})
 RAW_TEXT = {
     "raw TeX delimiter": re.compile(r"\\\(|\\\[|\$\$"),
+    # inline math the Markdown renderer left as text: a glued Markdown string pasted as
+    # CommonMark (myst-nb's default for {glue:md}) keeps its $T$ literally
+    "raw inline math ($…$)": re.compile(r"(?<![$\w])\$(?=[^$\s])[^$\n]{1,80}(?<=[^$\s])\$(?![$\w])"),
     "raw {eq} role": re.compile(r"\{eq\}|\{math\}"),
     "equation cited by name (eq. WORD)": re.compile(r"\beq\.\s+(?![\d(])[A-Za-z]"),
     "Claim( repr": re.compile(r"\bClaim\("),

@@ -36,19 +36,24 @@ def test_bayesian_evidence_scans_batch_size_as_eps_n_over_g(fidelity):
     cfg = be.PARAMETERS.resolve(fidelity=fidelity)
     arms = be.net_configs(cfg)
     S = cfg.net_seeds
-    assert len(arms["scan"]) == len(cfg.net_lrs) * len(cfg.net_n_trains) * len(cfg.net_noise_scales) * S
+    cells = [(eps, n, g) for eps in cfg.net_lrs for n in cfg.net_n_trains
+             for g in cfg.net_noise_scales if eps * n / g >= 1]
+    assert len(arms["scan"]) == len(cells) * S
+    # A g whose batch εN/g is below one example is left out of that cell's scan, and only that.
+    assert {(c["lr"], c["n_train"]) for c in arms["scan"]} == {
+        (eps, n) for eps in cfg.net_lrs for n in cfg.net_n_trains}
     it = iter(arms["scan"])
-    for eps in cfg.net_lrs:
-        for n in cfg.net_n_trains:
-            for g in cfg.net_noise_scales:
-                for s in range(S):
-                    c = next(it)
-                    assert (c["lr"], c["n_train"], c["seed"], c["momentum"]) == (eps, n, cfg.seed + s, 0.0)
-                    assert c["batch_size"] == pytest.approx(eps * n / g, rel=1e-12)
-                    assert c["depth"] == 1 and c["width"] == cfg.net_width
+    for eps, n, g in cells:
+        for s in range(S):
+            c = next(it)
+            assert (c["lr"], c["n_train"], c["seed"], c["momentum"]) == (eps, n, cfg.seed + s, 0.0)
+            assert c["batch_size"] == pytest.approx(eps * n / g, rel=1e-12)
+            assert c["depth"] == 1 and c["width"] == cfg.net_width
     eps_m, n_m = be.momentum_cell(cfg)
     m = cfg.net_momentum
-    for c, g in zip(arms["momentum"][::S], cfg.net_noise_scales):
+    g_m = [g for g in cfg.net_noise_scales if be.in_scan(eps_m, n_m, g, m)]
+    assert len(arms["momentum"]) == len(g_m) * S
+    for c, g in zip(arms["momentum"][::S], g_m):
         assert c["momentum"] == m and c["lr"] == eps_m and c["n_train"] == n_m
         assert c["lr"] * c["n_train"] / (c["batch_size"] * (1 - m)) == pytest.approx(g, rel=1e-12)
 
@@ -61,7 +66,11 @@ def test_implicit_regularization_adds_the_regularizer_at_the_small_lr_only(fidel
     assert all(c["grad_penalty"] == 0 for c in arms["plain"])
     assert {(c["lr"], c["grad_penalty"]) for c in arms["regularized"]} == \
         {(cfg.net_reg_lr, float(lam)) for lam in cfg.net_reg_strengths}
-    assert len(arms["regularized"]) == len(cfg.net_reg_strengths) * cfg.net_seeds
+    assert len(arms["regularized"]) == len(cfg.net_reg_strengths) * cfg.net_reg_seeds
+    # The plain cell the regularized runs are compared with has their seeds; the others net_seeds.
+    seeds_at = lambda lr: sorted(c["seed"] for c in arms["plain"] if c["lr"] == lr)
+    assert seeds_at(cfg.net_reg_lr) == sorted({c["seed"] for c in arms["regularized"]})
+    assert all(len(seeds_at(lr)) == cfg.net_seeds for lr in cfg.net_lrs if lr != cfg.net_reg_lr)
 
 
 def test_bad_network_parameters_are_refused_in_one_sentence():

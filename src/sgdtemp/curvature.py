@@ -24,6 +24,8 @@ the batch loss as a training step computes it`` (still one deterministic functio
 * :func:`top_eigenvalue`: the largest eigenvalue of H by Lanczos.
 * :func:`gradient_noise_trace`: tr Σ, Σ = (1/N) Σ_i (∇ℓ_i − ∇L)(∇ℓ_i − ∇L)ᵀ, from
   per-example gradients (``torch.func.vmap`` over ``grad``).
+* :func:`gradient_noise_scale`: McCandlish et al.'s simple noise scale
+  B_simple = tr Σ / |G|², G = ∇L, with unbiased estimates of both and a jackknife error.
 
 Units: H in loss per parameter², tr Σ in loss² per parameter².
 """
@@ -278,3 +280,78 @@ def gradient_noise_trace(model: torch.nn.Module, loss_fn, batches: Batches) -> f
                 d = (g[k] - gbar[k]).double().reshape(len(y), -1)
                 total += (d * d).sum()
         return float(total) / _total(batches)
+
+
+def gradient_noise_scale(model: torch.nn.Module, loss_fn, batches: Batches,
+                         n_blocks: int = 16) -> dict:
+    """The simple gradient noise scale B_simple = tr Σ / |G|² (McCandlish et al. 2018,
+    "An empirical model of large-batch training", §2.2 and App. A), in examples.
+
+    From the per-example gradients g_i of the n examples of ``batches`` (a sample of the
+    training set, BatchNorm in eval mode as in :func:`gradient_noise_trace`)::
+
+        ḡ = (1/n) Σ g_i
+        tr Σ̂  = (Σ|g_i|² − n|ḡ|²)/(n − 1)          unbiased for tr Σ
+        |G|²̂  = |ḡ|² − tr Σ̂/n                         unbiased, since E|ḡ|² = |G|² + tr Σ/n
+        B̂     = tr Σ̂ / |G|²̂
+
+    B_simple is the batch size at which the minibatch gradient's noise, tr Σ/B, equals the
+    squared signal |G|²: below it a step is mostly noise, and doubling B (at fixed T) buys
+    almost a doubled step; above it, doubling B buys little (the "critical batch size").
+    Its standard error is a delete-one-block jackknife over ``n_blocks`` contiguous blocks
+    of examples (needs only the blocks' gradient sums, their Gram matrix and Σ|g_i|²).
+    Returns ``{"b_simple", "b_simple_stderr", "grad_cov_trace", "grad_sq_norm",
+    "grad_sq_norm_stderr", "n_examples", "n_blocks"}``; ``b_simple`` is ``inf`` when the
+    estimated |G|² is not positive (the signal is below what n examples can resolve).
+    Units: tr Σ and |G|² in loss² per parameter², B_simple in examples.
+    """
+    n = _total(batches)
+    k = int(n_blocks)
+    if not 2 <= k <= n:
+        raise ValueError(f"n_blocks must be between 2 and the number of examples {n}; got {n_blocks!r}.")
+    block_of = (torch.arange(n) * k) // n  # contiguous blocks of (almost) equal size
+    with _eval_mode(model):
+        params, buffers = _split(model)
+        f = _batch_loss(model, loss_fn, buffers)
+
+        def one(p: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return f(p, x.unsqueeze(0), y.unsqueeze(0))
+
+        per_example = vmap(grad(one), in_dims=(None, 0, 0))
+        dev = next(iter(params.values())).device
+        sums = {name: torch.zeros((k, p.numel()), dtype=torch.float64, device=dev)
+                for name, p in params.items()}
+        sq = torch.zeros(k, dtype=torch.float64, device=dev)
+        counts = torch.bincount(block_of, minlength=k).double().to(dev)
+        start = 0
+        for x, y in batches:
+            blocks = block_of[start:start + len(y)].to(dev)
+            start += len(y)
+            g = per_example(params, x, y)
+            for name in sums:
+                gi = g[name].detach().double().reshape(len(y), -1)
+                sums[name].index_add_(0, blocks, gi)
+                sq.index_add_(0, blocks, (gi * gi).sum(1))
+    gram = sum(s @ s.T for s in sums.values())  # (k, k): S_b · S_c
+
+    def estimate(keep: torch.Tensor) -> tuple[float, float, float]:
+        m = float(counts[keep].sum())
+        s2 = float(gram[keep][:, keep].sum())  # |Σ g_i|² over the kept blocks
+        mean_sq = s2 / m**2
+        tr = (float(sq[keep].sum()) - m * mean_sq) / (m - 1)
+        g2 = mean_sq - tr / m
+        return (tr / g2 if g2 > 0 else math.inf), tr, g2
+
+    b, tr, g2 = estimate(torch.ones(k, dtype=torch.bool))
+    leave_out = [estimate(torch.arange(k) != j) for j in range(k)]
+
+    def jackknife(values: list[float]) -> float:
+        v = np.asarray(values, dtype=float)
+        if not np.all(np.isfinite(v)):
+            return math.inf
+        return float(np.sqrt((k - 1) / k * ((v - v.mean()) ** 2).sum()))
+
+    return {"b_simple": b, "b_simple_stderr": jackknife([e[0] for e in leave_out]),
+            "grad_cov_trace": tr, "grad_sq_norm": g2,
+            "grad_sq_norm_stderr": jackknife([e[2] for e in leave_out]),
+            "n_examples": n, "n_blocks": k}

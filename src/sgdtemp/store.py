@@ -58,6 +58,7 @@ KEYED_WHEN_SET: dict[str, Any] = {
     "grad_penalty": 0.0,
     "enhance_alpha": 0.0,
     "curvature_batchnorm": "eval",
+    "noise_scale_every": 0,
 }
 
 

@@ -98,6 +98,10 @@ CONFIG_KEYS: dict[str, tuple[Any, Any, str]] = {
                             "with curvature: BatchNorm with its running statistics ('eval'), or "
                             "each of ⌊curvature_examples/B⌋ fixed batches of the run's own B "
                             "normalised by its own statistics ('train': the loss SGD descends)"),
+    "noise_scale_every": (0, non_negative_int,
+                          "measure the gradient noise scale B_simple = tr Σ/|G|² on "
+                          "curvature_examples training examples every this many epochs, from "
+                          "epoch 0, and at the last epoch (0: never)"),
 }
 
 #: Options that may differ between runs trained together in one vectorized group.
@@ -377,12 +381,16 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     names = [f"{s}_{m}" for s in evalsets for m in ("loss", "acc")]
     curves: dict[str, list] = {"epoch": [], **{k: [] for k in names}}
 
+    noise_scale: dict[str, list] | None = {} if cfg["noise_scale_every"] else None
+
     def record(epoch: int) -> None:
         curves["epoch"].append(epoch)
         for s, (xe, ye) in evalsets.items():
             loss, acc = evaluate(model, xe, ye, mean, std, memory_format=fmt, autocast=autocast)
             curves[f"{s}_loss"].append(loss)
             curves[f"{s}_acc"].append(acc)
+        if noise_scale is not None and _noise_scale_due(cfg, epoch):
+            _append(noise_scale, epoch, _noise_scale_point(model, cfg, x_train, y_train, mean, std, fmt))
 
     record(0)
     initial_loss = curves["train_loss"][0]
@@ -470,6 +478,8 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     }
     if trace is not None:
         result["schedule_trace"] = trace
+    if noise_scale is not None:
+        result["noise_scale"] = noise_scale
     if diverged_step is None and (cfg["curvature"] or cfg["gradient_noise"]):
         result.update(_end_measurements(model, cfg, x_train, y_train, mean, std, fmt))
     return _plain(result)
@@ -518,6 +528,34 @@ def _end_measurements(model, cfg, x_train, y_train, mean, std, fmt) -> dict:
         out["noise"] = {"grad_cov_trace": curv.gradient_noise_trace(model, F.cross_entropy, batches),
                         "n_examples": len(ys)}
     return out
+
+
+def _noise_scale_due(cfg: dict, epoch: int) -> bool:
+    """Whether the gradient noise scale is measured after ``epoch`` (every
+    ``noise_scale_every`` epochs from 0, and at the last)."""
+    every = cfg["noise_scale_every"]
+    return bool(every) and (epoch % every == 0 or epoch == cfg["epochs"])
+
+
+def _noise_scale_point(model, cfg, x_train, y_train, mean, std, fmt) -> dict:
+    """B_simple = tr Σ/|G|² (:func:`sgdtemp.curvature.gradient_noise_scale`) of the current
+    weights on the fixed subset of ``curvature_examples`` training examples that the end
+    measurements use (so it is the same sample at every checkpoint)."""
+    from sgdtemp import curvature as curv
+
+    idx = torch.from_numpy(np.random.default_rng(54321).permutation(len(y_train))[: cfg["curvature_examples"]])
+    idx = idx.to(x_train.device)
+    xs = normalise(x_train[idx], mean, std).contiguous(memory_format=fmt)
+    ys = y_train[idx]
+    batches = [(xs[i:i + 256], ys[i:i + 256]) for i in range(0, len(ys), 256)]
+    return curv.gradient_noise_scale(model, F.cross_entropy, batches)
+
+
+def _append(series: dict[str, list], epoch: int, point: dict) -> None:
+    """Add one checkpoint (``epoch`` and every entry of ``point``) to a dict of lists."""
+    series.setdefault("epoch", []).append(epoch)
+    for k, v in point.items():
+        series.setdefault(k, []).append(v)
 
 
 def _plain(obj: Any) -> Any:
@@ -674,6 +712,7 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
     }
     metric_names = [f"{s}_{m}" for s in evalsets for m in ("loss", "acc")]
     curves = [{"epoch": [], **{k: [] for k in metric_names}} for _ in range(R)]
+    noise_scales = [{} for _ in range(R)] if first["noise_scale_every"] else None
 
     @torch.no_grad()
     def record(epoch: int, runs: list[int], p: dict) -> None:
@@ -691,6 +730,12 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
                 curves[r][f"{s}_acc"].append(int(correct[j]) / xe.shape[0])
         for r in runs:
             curves[r]["epoch"].append(epoch)
+        if noise_scales is not None and _noise_scale_due(first, epoch):
+            for j, r in enumerate(runs):
+                for k, v in models[r].named_parameters():
+                    v.copy_(p[k][j])
+                _append(noise_scales[r], epoch, _noise_scale_point(
+                    models[r], cfgs[r], x_train, y_train[r], mean, std, torch.contiguous_format))
 
     active = list(range(R))
     record(0, active, params)
@@ -800,6 +845,8 @@ def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
         }
         if traces is not None:
             rec["schedule_trace"] = traces[r]
+        if noise_scales is not None:
+            rec["noise_scale"] = noise_scales[r]
         if r in final_rows and (c["curvature"] or c["gradient_noise"]):
             model = models[r]
             with torch.no_grad():

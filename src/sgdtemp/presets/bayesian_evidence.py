@@ -7,9 +7,10 @@ bayesian_evidence:<fidelity>`` both use them): a one-hidden-layer MLP on class-b
 Fashion-MNIST subsets, trained with SGD for ``net_epochs`` epochs (equal epochs: equal SDE
 time ε·steps = ε·E·N/B at equal noise scale g = εN/B). For every learning rate ε in
 ``net_lrs`` and training-set size N in ``net_n_trains`` the batch size is scanned as
-B = εN/g over the noise scales g in ``net_noise_scales``, ``net_seeds`` seeds each; a
-momentum arm repeats the scan at the smallest ε and the middle N with momentum m =
-``net_momentum`` and B = εN/((1 − m)g).
+B = εN/g over the noise scales g in ``net_noise_scales``, ``net_seeds`` seeds each (a g
+whose B would be below one example is left out of that cell's scan: the scan of a cell ends
+at g = εN); a momentum arm repeats the scan at the smallest ε and the middle N with
+momentum m = ``net_momentum`` and B = εN/((1 − m)g).
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ def _net_grid_fits(cfg: Config) -> str | None:
     for eps, n, m in cells:
         for g in cfg.net_noise_scales:
             b = _batch(eps, n, g, m)
+            if b < 1 - 1e-9:  # beyond the end of this cell's scan: left out
+                continue
             if abs(b - round(b)) > 1e-9 * b or not 1 <= round(b) <= n:
-                return (f"every batch size εN/((1 − m)g) must be a whole number between 1 and N; "
+                return (f"every batch size εN/((1 − m)g) must be a whole number between 1 and N "
+                        f"(or below 1: left out); "
                         f"ε = {eps:g}, N = {n}, g = {g:g}, m = {m:g} give {b:g} (choose "
                         f"net_lrs, net_n_trains, net_noise_scales and net_momentum to fit).")
     return None
@@ -99,15 +103,16 @@ PARAMETERS = ParameterSet(
               list_of(in_range(10, N_FULL, integer=True), min_len=2),
               "training-set sizes N (class-balanced subsets), increasing"),
         Param("net_noise_scales", {"smoke": [0.5, 2.0, 8.0],
-                                   "default": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
+                                   "default": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
                                    "paper": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]},
               list_of(positive, min_len=3),
-              "noise scales g = εN/B of each batch-size scan, increasing (B = εN/g)"),
+              "noise scales g = εN/B of each batch-size scan, increasing (B = εN/g; a g with "
+              "B < 1 is left out of its cell)"),
         Param("net_momentum", 0.75, in_range(0.0, 0.99),
               "momentum m of the momentum arm (g = εN/(B(1 − m))); must be below 1"),
         Param("net_epochs", {"smoke": 1, "default": 20, "paper": 60}, in_range(1, 10_000, integer=True),
               "epochs of every network run"),
-        Param("net_seeds", {"smoke": 2, "default": 3, "paper": 5}, in_range(2, 50, integer=True),
+        Param("net_seeds", {"smoke": 2, "default": 6, "paper": 6}, in_range(2, 50, integer=True),
               "seeds per network run: net_seed, net_seed + 1, ..."),
         Param("net_seed", 0, in_range(0, 2**31 - 1, integer=True),
               "first seed of the network runs (apart from seed, which sets the toy replicas, so "
@@ -138,10 +143,17 @@ def net_configs(cfg: Config) -> dict[str, list[dict]]:
     eps_m, n_m = momentum_cell(cfg)
     return {
         "scan": [run(e, n, g, 0.0, s) for e in cfg.net_lrs for n in cfg.net_n_trains
-                 for g in cfg.net_noise_scales for s in seeds],
+                 for g in cfg.net_noise_scales if in_scan(e, n, g) for s in seeds],
         "momentum": [run(eps_m, n_m, g, cfg.net_momentum, s)
-                     for g in cfg.net_noise_scales for s in seeds],
+                     for g in cfg.net_noise_scales if in_scan(eps_m, n_m, g, cfg.net_momentum)
+                     for s in seeds],
     }
+
+
+def in_scan(eps: float, n: int, g: float, momentum: float = 0.0) -> bool:
+    """Whether noise scale g is in the scan of cell (ε, N): its batch εN/((1 − m)g) is at
+    least one example."""
+    return _batch(eps, n, g, momentum) >= 1 - 1e-9
 
 
 def training_configs(cfg: Config) -> list[dict]:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 
 from sgdtemp.train import plan_groups, run_training, run_trainings, training_config
+from tests.shared_data import needs
 from tests.test_train import synthetic_dataset
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = next((Path(p) for p in (os.environ.get("SGDTEMP_DATA"), REPO.parent / "shared" / "data")
-               if p and Path(p).is_dir()), None)
-needs_shared = pytest.mark.skipif(
-    SHARED is None, reason="real data absent (Fashion-MNIST): set SGDTEMP_DATA or provide ../shared/data")
+# Skips, naming the data set, when the data folder lacks Fashion-MNIST (also when it exists
+# but is empty): the training engine reads it from $SGDTEMP_DATA.
+needs_shared = needs("fashion_mnist")
 
 FMNIST = dict(dataset="fashion_mnist", model="mlp", n_train=2000, batch_size=50, epochs=2,
               eval_train_examples=1000, eval_test_examples=1000, device="cpu")

@@ -197,6 +197,102 @@ def test_diverged_run_is_a_normal_result(tmp_path):
     assert ResultsStore(tmp_path).get(c)["diverged"] is True
 
 
+# ---------------------------------------------------------------- provenance of each run
+def _git(*args, cwd):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+                               "HOME": str(cwd), "PATH": "/usr/bin:/bin"}).stdout.strip()
+
+
+def _commit(proj, message):
+    _git("add", "-A", cwd=proj)
+    _git("commit", "-q", "-m", message, cwd=proj)
+    return _git("rev-parse", "HEAD", cwd=proj)
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    """A package in a repository of its own, made the library whose code runs record."""
+    from sgdtemp import store as store_mod
+
+    proj = tmp_path / "proj"
+    lib = proj / "pkg"
+    lib.mkdir(parents=True)
+    _git("init", "-q", cwd=proj)
+    (lib / "__init__.py").write_text("")
+    (lib / "engine.py").write_text("version = 1\n")
+    _commit(proj, "first")
+    monkeypatch.setattr(store_mod, "LIBRARY", lib)
+    monkeypatch.setattr(store_mod, "_LOADED", {})
+    return lib
+
+
+def test_each_run_records_the_code_it_started_with_not_the_sweeps(tmp_path, library):
+    """The tree a sweep runs from receives a commit while the first run computes: that run
+    is not a clean run of either commit, and the next names the new commit (the old code read
+    the commit once, for the whole sweep)."""
+    from sgdtemp import store as store_mod
+
+    proj = library.parent
+    first = _git("rev-parse", "HEAD", cwd=proj)
+    made = []
+
+    def run(config):
+        if config["seed"] == 0:  # a commit lands during the first run...
+            (library / "engine.py").write_text("version = 2\n")
+            made.append(_commit(proj, "second"))
+            # ...and the next run is a fresh worker that loads the new code
+            store_mod._LOADED[str(library)] = store_mod.source_hash(library)
+        return fake_run(config)
+
+    configs = [dict(CONFIGS[0], seed=0), dict(CONFIGS[0], seed=1)]
+    store = ResultsStore(tmp_path / "res")
+    sweep.run_grid(configs, run, store=store, executor="serial", progress=False)
+    p0, p1 = (store.entry(c)["provenance"] for c in configs)
+    assert p0["git_commit"] == first and p0["git_dirty"] is True
+    assert p0["sgdtemp_source_sha256"] == store_mod.commit_source_hash(first)
+    assert p0["sgdtemp_source_sha256_at_end"] == store_mod.commit_source_hash(made[0])
+    assert "while the run computed" in p0["provenance_note"]
+    assert p1["git_commit"] == made[0] and p1["git_dirty"] is False
+    assert p1["sgdtemp_source_sha256"] == store_mod.commit_source_hash(made[0])
+    assert "provenance_note" not in p1
+
+
+def test_a_worker_that_loaded_older_code_does_not_record_a_clean_tree(tmp_path, library):
+    from sgdtemp import store as store_mod
+
+    proj = library.parent
+    store_mod.loaded_source_hash()  # this process imports the library at the first commit
+    (library / "engine.py").write_text("version = 2\n")
+    second = _commit(proj, "second")
+    store = ResultsStore(tmp_path / "res")
+    sweep.run_grid(CONFIGS[:1], fake_run, store=store, executor="serial", progress=False)
+    p = store.entry(CONFIGS[0])["provenance"]
+    assert p["git_commit"] == second and p["git_dirty"] is True
+    assert p["sgdtemp_loaded_source_sha256"] != p["sgdtemp_source_sha256"]
+
+
+def test_an_untracked_module_makes_a_swept_run_dirty(tmp_path, library):
+    (library / "helper.py").write_text("imported, never committed\n")
+    store = ResultsStore(tmp_path / "res")
+    sweep.run_grid(CONFIGS[:1], fake_run, store=store, executor="serial", progress=False)
+    p = store.entry(CONFIGS[0])["provenance"]
+    assert p["git_dirty"] is True and "do not hash to that commit's" in p["provenance_note"]
+
+
+def test_pool_workers_record_their_own_code_state(tmp_path):
+    from sgdtemp import store as store_mod
+
+    store = ResultsStore(tmp_path / "res")
+    sweep.run_grid(CONFIGS[:2], fake_run, store=store, n_workers=2, progress=False)
+    for c in CONFIGS[:2]:
+        p = store.entry(c)["provenance"]
+        assert len(p["sgdtemp_source_sha256"]) == 64 and "git_commit" in p and p["cpu"] is not None
+        if p["git_dirty"] is False:  # a clean tree is recorded only with the commit's sources
+            assert p["sgdtemp_source_sha256"] == store_mod.commit_source_hash(p["git_commit"])
+
+
 # ---------------------------------------------------------------- executors
 def _comparable(records):
     return [json.dumps(r, sort_keys=True) for r in records]

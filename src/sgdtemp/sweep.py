@@ -26,12 +26,15 @@ A chapter calls :func:`run_arms`: its arms of runs (nested lists of configuratio
 through :func:`run_grid` as one list and come back nested as they went in; a failed run
 stops the chapter (:class:`RunsFailed`) after the others are stored.
 
-``python -m sgdtemp sweep`` (:func:`main`) is the command-line front end.
+Each unit records the code that computes it, taken in its process when it starts
+(:func:`sgdtemp.store.code_state`: commit, dirtiness, source hash) and checked again when it
+ends: the tree a sweep runs from may receive commits while it runs, and a worker keeps the
+modules it imported. ``python -m sgdtemp sweep`` (:mod:`sgdtemp.cli`) is the command-line
+front end.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import itertools
 import os
@@ -44,7 +47,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sgdtemp import store as store_mod
 from sgdtemp.files import atomic_write_json
-from sgdtemp.params import ParameterError
 from sgdtemp.store import ResultsStore, config_key
 
 RunFn = Callable[[dict], dict]
@@ -101,7 +103,7 @@ def grid_cost(configs: Iterable[Mapping[str, Any]], store: ResultsStore | str | 
     time, summed: the time one worker would take) and ``n_runs`` found. Runs missing from
     the store are not counted."""
     if normalize is None:
-        _, normalize = _default_run_fn()
+        _, normalize = default_run_fn()
     store = _as_store(store)
     cpu = wall = 0.0
     n = 0
@@ -152,8 +154,13 @@ def _execute(run_many: Callable[[list[dict]], list[dict]], configs: list[dict],
     never raises an Exception: each run's outcome is ``{"ok": True, "record", ...}`` or
     ``{"ok": False, "error": traceback}`` (a group that raises fails every run in it).
     Wall and CPU times are the unit's; ``runtime["group_size"]`` says how many runs shared
-    them."""
+    them; ``code`` is the code that computed them (:func:`sgdtemp.store.code_state`, taken
+    before the unit started and checked again after it ended)."""
     _limit_threads(n_threads)
+    # The code that computes this unit, read here and now: the sweep's tree may have
+    # received commits since the sweep started, and this worker may have imported the
+    # library before they came (code_state compares both).
+    code = store_mod.code_state()
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         records = run_many([dict(c) for c in configs])
@@ -161,6 +168,7 @@ def _execute(run_many: Callable[[list[dict]], list[dict]], configs: list[dict],
         err = traceback.format_exc()
         return [{"ok": False, "error": err, "wall_time_s": time.perf_counter() - t0}
                 for _ in configs]
+    code = store_mod.code_state_after(code)
     runtime = store_mod.runtime_provenance()
     # CPU time of the whole process (all its threads): on a shared machine it says what
     # the run cost better than the wall time does.
@@ -168,7 +176,8 @@ def _execute(run_many: Callable[[list[dict]], list[dict]], configs: list[dict],
     runtime["torch_threads"] = _torch_threads()
     runtime["group_size"] = len(configs)
     wall = time.perf_counter() - t0
-    return [{"ok": True, "record": r, "wall_time_s": wall, "runtime": runtime} for r in records]
+    return [{"ok": True, "record": r, "wall_time_s": wall, "runtime": runtime, "code": code}
+            for r in records]
 
 
 def _torch_threads() -> int | None:
@@ -189,7 +198,7 @@ class SweepResults(list):
         self.n_stored = n_stored
 
 
-def _default_run_fn() -> tuple[RunFn, Callable[[dict], dict]]:
+def default_run_fn() -> tuple[RunFn, Callable[[dict], dict]]:
     """``sgdtemp.train.run_training`` without its progress bar, and its normalizer."""
     from sgdtemp import train
 
@@ -252,7 +261,7 @@ def run_grid(configs: Iterable[Mapping[str, Any]], run_fn: RunFn | None = None, 
     re-raised, the finished ones staying stored.
     """
     if run_fn is None:
-        run_fn, default_normalize = _default_run_fn()
+        run_fn, default_normalize = default_run_fn()
         normalize = normalize or default_normalize
     store = _as_store(store)
     configs = [dict(normalize(dict(c)) if normalize else c) for c in configs]
@@ -261,7 +270,6 @@ def run_grid(configs: Iterable[Mapping[str, Any]], run_fn: RunFn | None = None, 
     n_stored = len(dict.fromkeys(keys)) - len(todo)
     failures: dict[str, str] = {}
     if todo:
-        git = store_mod.git_state()
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="training runs", unit="run", disable=not progress)
@@ -273,7 +281,7 @@ def run_grid(configs: Iterable[Mapping[str, Any]], run_fn: RunFn | None = None, 
                 prov = store_mod.provenance(
                     wall_time_s=out["wall_time_s"], seed=config.get("seed"),
                     device=record.get("device", config.get("device")),
-                    runtime=out["runtime"], git=git)
+                    runtime=out["runtime"], code=out["code"])
                 store.put(config, record, prov)
                 _failure_path(store, key).unlink(missing_ok=True)
             else:
@@ -448,181 +456,6 @@ def _dispatch_dask(todo, run_fn, executor, threads, finish) -> None:
             client.close()
 
 
-# ---------------------------------------------------------------- command line
-EPILOG = """\
-examples:
-  python -m sgdtemp sweep --preset cifar10_temperature:default --workers 2
-  python -m sgdtemp sweep --preset cifar10_temperature:default --dry-run
-  python -m sgdtemp sweep --temperatures 0.0005 0.002 --batch-sizes 32 64 128 \\
-      --seeds 0 1 --epochs 4 --n-train 5000 --store results/mine
-  python -m sgdtemp sweep --lrs 0.05 0.1 --batch-sizes 64 --scheduler tcp://10.0.0.1:8786
-
-The grid is every temperature T crossed with every batch size B (lr = T·B), or with
---lrs every lr crossed with every B, crossed with every seed. Each run is validated
-first; a bad value stops the sweep with one sentence before anything is written.
-Results already in the store are not recomputed, so an interrupted sweep resumes
-where it stopped. Exit status: 0 all runs stored, 1 some runs failed, 2 bad input.
-"""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one sentence, no usage dump
-        self.exit(2, f"error: {message}.\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m sgdtemp sweep", epilog=EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Run a grid of training runs through the results store, "
-                            "computing only the runs it lacks.")
-    g = p.add_argument_group("what to run")
-    g.add_argument("--preset", metavar="CHAPTER:FIDELITY",
-                   help="the grid of a chapter at a fidelity, e.g. cifar10_temperature:default; "
-                        "the axis options below then override the chapter's values")
-    g.add_argument("--temperatures", type=float, nargs="+", metavar="T",
-                   help="temperatures T = lr / batch_size (each paired with every batch size)")
-    g.add_argument("--lrs", type=float, nargs="+", metavar="LR",
-                   help="learning rates (instead of --temperatures; crossed with the batch sizes)")
-    g.add_argument("--batch-sizes", type=int, nargs="+", metavar="B", help="batch sizes")
-    g.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds (default 0)")
-    g.add_argument("--epochs", type=int, help="epochs per run")
-    g.add_argument("--n-train", type=int, help="training examples used (a fixed subset)")
-    g.add_argument("--dataset", help="cifar10 or fashion_mnist")
-    g.add_argument("--model", help="small_cnn, mlp or resnet")
-    g.add_argument("--momentum", type=float, help="SGD momentum (default 0: plain SGD)")
-    g.add_argument("--weight-decay", type=float, help="L2 weight decay")
-    g.add_argument("--device", help="cpu, cuda or auto")
-    g.add_argument("--curvature", action=argparse.BooleanOptionalAction, default=None,
-                   help="measure Hessian trace and top eigenvalue at the end of each run")
-    g.add_argument("--data-dir", help="folder holding the data (default $SGDTEMP_DATA); "
-                                      "not part of a run's key")
-    g.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="with --preset: set any chapter parameter (a Python literal), e.g. "
-                        "-p grid reference (repeatable)")
-    h = p.add_argument_group("where and how")
-    h.add_argument("--store", metavar="DIR",
-                   help=f"results folder (default: the preset's, else ${RESULTS_ENV} or "
-                        f"~/.cache/sgdtemp/results)")
-    h.add_argument("--scheduler", metavar="ADDRESS",
-                   help="Dask scheduler address (tcp://host:port); default: a local process pool")
-    h.add_argument("--workers", type=int, metavar="N",
-                   help="local worker processes (default: the CPU count)")
-    h.add_argument("--dry-run", action="store_true",
-                   help="list the runs missing from the store and exit; compute and write nothing")
-    h.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return p
-
-
-# CLI option → configuration key, for the axes given one value per run.
-_FIXED = {"epochs": "epochs", "n_train": "n_train", "dataset": "dataset", "model": "model",
-          "momentum": "momentum", "weight_decay": "weight_decay", "device": "device",
-          "curvature": "curvature", "data_dir": "data_dir"}
-
-
-def _preset_configs(args: argparse.Namespace) -> tuple[list[dict], Path, Any, Any]:
-    """The chapter's normalized runs, its store folder, run function and normalizer."""
-    import importlib
-
-    from sgdtemp.params import FIDELITIES
-
-    chapter, _, fidelity = args.preset.partition(":")
-    try:
-        module = importlib.import_module(f"sgdtemp.presets.{chapter}")
-    except ImportError:
-        module = None
-    if module is None or not hasattr(module, "training_configs"):
-        raise ParameterError(f"--preset must name a chapter with a training grid, such as "
-                             f"cifar10_temperature:default; got {args.preset!r}.")
-    if fidelity and fidelity not in FIDELITIES:
-        raise ParameterError(f"the fidelity in --preset must be one of {', '.join(FIDELITIES)}; "
-                             f"got {fidelity!r}.")
-    if args.seeds is not None or args.lrs is not None:
-        raise ParameterError("--seeds and --lrs cannot be combined with --preset (the chapter "
-                             "sets its own seeds and pairs lr = T·B).")
-    overrides = {name: getattr(args, opt) for opt, name in
-                 [("temperatures", "temperatures"), ("batch_sizes", "batch_sizes"),
-                  ("epochs", "epochs"), ("n_train", "n_train"), ("model", "model"),
-                  ("dataset", "dataset"), ("data_dir", "data_dir"), ("store", "store")]
-                 if getattr(args, opt) is not None}
-    from sgdtemp.cli import _literal
-
-    for name, value in args.param:
-        if name in overrides or name == "fidelity":
-            raise ParameterError(f"-p {name} is given twice (or is set by another option); "
-                                 f"give each chapter parameter once.")
-        overrides[name] = _literal(value)
-    known = set(module.PARAMETERS.names())
-    for name in overrides:
-        if name not in known:
-            raise ParameterError(f"--{name.replace('_', '-')} cannot be used with --preset "
-                                 f"{args.preset} (the chapter has no parameter {name!r}).")
-    cfg = module.PARAMETERS.resolve(fidelity=fidelity or None, **overrides)
-    return (module.training_configs(cfg), Path(cfg["store"]).expanduser(),
-            getattr(module, "record", None), getattr(module, "normalized", None))
-
-
-def _grid_configs(args: argparse.Namespace) -> list[dict]:
-    if (args.temperatures is None) == (args.lrs is None):
-        raise ParameterError("give either --temperatures or --lrs (one of them, not both), "
-                             "or a --preset.")
-    if args.batch_sizes is None:
-        raise ParameterError("--batch-sizes is required (one or more batch sizes).")
-    for B in args.batch_sizes:
-        if B < 1:
-            raise ParameterError(f"batch_size must be a positive integer; got {B}.")
-    fixed = {key: getattr(args, opt) for opt, key in _FIXED.items() if getattr(args, opt) is not None}
-    seeds = args.seeds if args.seeds is not None else [0]
-    if args.temperatures is not None:
-        for T in args.temperatures:
-            if not T > 0:
-                raise ParameterError(f"--temperatures must be positive numbers; got {T:g}.")
-        return temperature_grid(args.temperatures, args.batch_sizes, seed=seeds, **fixed)
-    return grid(lr=args.lrs, batch_size=args.batch_sizes, seed=seeds, **fixed)
-
-
-def _describe(config: Mapping[str, Any]) -> str:
-    keys = ("dataset", "model", "lr", "batch_size", "seed", "epochs", "n_train")
-    return " ".join(f"{k}={config[k]}" for k in keys if k in config)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sgdtemp sweep``; returns the exit status (see ``--help``)."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        if args.workers is not None and args.workers < 1:
-            raise ParameterError(f"--workers must be a positive integer; got {args.workers}.")
-        run_fn = normalize = None
-        if args.param and not args.preset:
-            raise ParameterError("-p/--param sets a chapter parameter and needs --preset.")
-        if args.preset:
-            raw, store_dir, run_fn, normalize = _preset_configs(args)
-        else:
-            raw = _grid_configs(args)
-            store_dir = Path(args.store).expanduser() if args.store else default_store_dir()
-        if run_fn is None:
-            run_fn, normalize = _default_run_fn()
-        # Validate every run before anything is computed or written.
-        configs = [normalize(dict(c)) for c in raw]
-    except ParameterError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    store = ResultsStore(store_dir)
-    todo = store.missing(configs)
-    n_unique = len({config_key(c) for c in configs})
-    print(f"{n_unique} runs, {n_unique - len(todo)} already in {store.root}, {len(todo)} to compute")
-    if args.dry_run:
-        for c in todo:
-            print(f"  {config_key(c)[:12]}  {_describe(c)}")
-        return 0
-    if not todo:
-        return 0
-    results = run_grid(configs, run_fn, store=store, executor=args.scheduler,
-                       n_workers=args.workers, progress=not args.no_progress)
-    print(f"computed {results.n_computed} runs, {len(results.failures)} failed")
-    for key, err in results.failures.items():
-        print(f"  failed {key[:12]}: {err.strip().splitlines()[-1]}", file=sys.stderr)
-    return 1 if results.failures else 0
-
-
-__all__ = ["ArmRecords", "RunsFailed", "SweepResults", "default_store_dir", "grid", "grid_cost",
-           "lr_for", "main", "run_arms", "run_grid", "temperature_grid", "temperature_of"]
+__all__ = ["ArmRecords", "RunsFailed", "SweepResults", "default_run_fn", "default_store_dir",
+           "grid", "grid_cost", "lr_for", "run_arms", "run_grid", "temperature_grid",
+           "temperature_of"]

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 import nbformat
 import numpy as np
 
@@ -79,7 +81,7 @@ def test_claims_html_reads_verdict_first_with_numbered_equation_links():
     assert "<div class='claim-id'>a_b</div>" in row and "id='claim-ch-a_b'" in row
     # The statement is escaped; its equation citation is a link the book build numbers.
     assert "&lt;b&gt;" in row and "data-label='eq-x'" in row and "{eq}" not in row
-    assert "0 of 1 claims hold" in html
+    assert "1 claims: 0 hold, 1 fail" in html
 
 
 def test_a_claim_shown_alone_is_a_verdict_line_not_a_repr():
@@ -94,3 +96,32 @@ def test_offline_mathjax_bundle_is_installed():
     from sgdtemp.book_html import mathjax_bundle
 
     assert (mathjax_bundle() / "tex-mml-chtml.js").is_file()
+
+
+def test_three_verdicts_travel_into_records_tables_and_the_strict_rule():
+    from sgdtemp import stats
+    from sgdtemp.claims import verdict_counts, verdict_summary
+
+    t = ClaimsTable("ch")
+    t.agree("inv", "invariant at fixed T", stats.equivalence(0.01, 0.01, margin=0.1, dof=20))
+    t.agree("weak", "invariant, weakly measured", stats.equivalence(0.0, 0.2, margin=0.1, dof=20))
+    t.direction("hot", "hotter is better", stats.directional(-1.0, 0.1, effect=0.5))
+    t.check("count", "every cell interior", "9 of 9", "4 of 9", "all", verdict="unresolved")
+    recs = {r["id"]: r for r in t.records()}
+    assert [recs[k]["verdict"] for k in ("inv", "weak", "hot", "count")] == \
+        ["holds", "unresolved", "fails", "unresolved"]
+    assert recs["inv"]["holds"] and not recs["weak"]["holds"]
+    assert recs["inv"]["margin"] == 0.1 and recs["weak"]["detectable"] > 0.1
+    assert recs["hot"]["predicted"] == 0.5 and recs["hot"]["measured"] == -1.0
+    assert verdict_counts(t.records()) == {"holds": 1, "fails": 1, "unresolved": 2}
+    assert verdict_summary(t.records()) == "4 claims: 1 hold, 1 fail, 2 unresolved"
+    html = t.to_html()
+    assert html.count("class='verdict unresolved'") == 2 and "✓ ✗ ?" in html
+    assert not t.none_fail and "[??] weak" in t.to_text()
+    with pytest.raises(ValueError, match="exactly one of holds and verdict"):
+        t.check("x", "s", 1, 1, 0)
+    with pytest.raises(ValueError, match="^verdict must be one of"):
+        t.check("y", "s", 1, 1, 0, verdict="maybe")
+    # an agreement decision cannot be published as a directional claim
+    with pytest.raises(ValueError, match="direction takes a directional decision"):
+        t.direction("z", "s", stats.equivalence(0.0, 0.01, margin=0.1))

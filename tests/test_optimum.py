@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from sgdtemp.optimum import log_parabola_peak, peak_over_seeds
+from sgdtemp.stats import log_parabola_peak, peak_over_seeds
 
 
 def test_log_parabola_peak_is_exact_for_a_parabola_in_log_x():

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sgdtemp import curvature as curv
-from sgdtemp.collapse import (
+from sgdtemp.stats import (
+    seed_paired_sd,
     breaking_point, equal_label_f_test, t_multiplier, value_at_level, variance_explained,
 )
 from sgdtemp.isotropic_minima import (
@@ -199,20 +200,33 @@ def test_f_test_is_calibrated_under_the_null():
 
 
 def test_breaking_point_and_value_at_level():
-    bp = breaking_point([4, 1, 2], [[0.5, 0.6, 0.7], [0.0, 0.1, 0.2], [0.01, 0.12, 0.19]])
+    y = [[0.5, 0.6, 0.7], [0.0, 0.1, 0.2], [0.01, 0.12, 0.19]]  # β = 4, 1, 2; three seeds
+    bp = breaking_point([4, 1, 2], y)
     assert bp.betas == (1.0, 2.0, 4.0) and bp.beta_star == 4.0
     assert bp.difference[2] == pytest.approx(0.5)
-    # pooled seed spread of the differences: β = 2 gives d = (.01, .02, −.01), β = 4 gives
-    # d = (.5, .5, .5) (no spread); dof = 2 + 2
-    d2 = np.array([0.01, 0.02, -0.01])
-    s = math.sqrt(np.sum((d2 - d2.mean()) ** 2) / 4)
-    assert bp.dof == 4 and bp.se[1] == pytest.approx(s / math.sqrt(3))
-    assert bp.threshold == pytest.approx(t_multiplier(4))
+    # β = 4 leaves already with the noise of β ∈ {1, 2, 4}, so the noise comes from the
+    # unbroken β ∈ {1, 2} alone: the seed-paired s.d. of those two rows, dof (2−1)(3−1) = 2
+    s, dof = seed_paired_sd([[0.0, 0.1, 0.2], [0.01, 0.12, 0.19]])
+    assert bp.noise_betas == (1.0, 2.0) and bp.dof == dof == 2
+    assert bp.se[1] == pytest.approx(s * math.sqrt(2 / 3))
+    assert bp.threshold == pytest.approx(t_multiplier(2))
     assert breaking_point([1, 2], [[0, 1, 2], [0.1, 0.9, 2.1]]).beta_star is None
     # a diverged run breaks its β whatever the others did
     div = breaking_point([1, 2, 4], [[0, 1, 2], [0.1, 0.9, 2.1], [0, 1, 2]],
                          diverged=[[0, 0, 0], [0, 0, 0], [0, 1, 0]])
     assert div.beta_star == 4.0 and div.diverged == (0, 0, 1)
+
+
+def test_breaking_point_noise_ignores_a_broken_beta_with_a_wild_spread():
+    """β = 1, 2, 4 agree to within a small noise; β = 8 is shifted by 1 and scattered by
+    ±3. Pooling β = 8 into the noise would hide its shift; the unbroken rows do not."""
+    rng = np.random.default_rng(0)
+    seeds = rng.normal(0, 1, 6)
+    y = np.array([seeds + rng.normal(0, 0.01, 6) for _ in range(3)]
+                 + [seeds + 1 + rng.normal(0, 3, 6) * np.array([1, -1, 1, -1, 1, -1]) * 0.1])
+    bp = breaking_point([1, 2, 4, 8], y)
+    assert bp.noise_betas == (1.0, 2.0, 4.0) and bp.beta_star == 8.0
+    assert bp.sd < 0.02
 
 
 def test_breaking_point_with_one_seed_uses_the_noise_given():

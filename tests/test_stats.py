@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -142,24 +144,34 @@ def test_chi_square_power_matches_simulation():
     assert stats.chi_square_power(bound, K - 1, 0.0) < 0.01
 
 
-def test_gap_fraction_value_and_delta_method_error():
-    f, se = stats.gap_fraction([3.0, 3.0], [1.0, 1.0], [5.0, 5.0], sd=0.2, n=4)
-    assert f == 0.5
-    assert se == pytest.approx(np.sqrt(2 - 1 + 0.5) * 0.2 / (2 * 4.0))
+def test_gap_fraction_value_and_paired_delta_method_error():
+    # d1 = t − b = (2, 2.2, 1.8), d2 = m − b = (4, 4.4, 3.6): f = 0.5 exactly, and the two
+    # differences move together (perfectly correlated), so f has no error at all.
+    g = stats.gap_fraction([3.0, 3.2, 2.8], [1.0, 1.0, 1.0], [5.0, 5.4, 4.6])
+    assert g.fraction == pytest.approx(0.5) and g.se == pytest.approx(0.0, abs=1e-12)
+    assert g.contrast == pytest.approx(0.0, abs=1e-12) and g.dof == 2
+    # a target cell with fewer seeds (NaN): the means use what each pair has
+    g = stats.gap_fraction([3.0, 3.0, 3.0, 3.0], [1.0, 1.0, 1.0, 1.0], [5.0, 5.0, np.nan, np.nan])
+    assert (g.n_treated, g.n_target) == (4, 2)
 
 
-def test_gap_fraction_error_matches_simulation():
-    # Gaussian seeds around b = 0, t = 0.6, m = 1 (f = 0.6): the spread of the estimated f
-    # over many repetitions matches the delta-method error within 5%.
+def test_gap_fraction_error_and_contrast_match_simulation():
+    """Seeds share a seed effect across the three cells (pairing), t = 0.6, m = 1 (f = 0.6):
+    the delta-method error of f matches the spread of f over repetitions within 5%, and the
+    contrast D = d̄₁ − 0.6·d̄₂ has mean 0 and the spread its standard error says."""
     rng = np.random.default_rng(1)
-    sd, n = 0.05, 6
-    fs, ses = [], []
+    sd, n = 0.05, 10
+    fs, ses, zs = [], [], []
     for _ in range(20_000):
-        t, b, m = (rng.normal(mu, sd, n) for mu in (0.6, 0.0, 1.0))
-        f, se = stats.gap_fraction(t, b, m, sd, n)
-        fs.append(f)
-        ses.append(se)
+        seed = rng.normal(0, 0.3, n)
+        t, b, m = (seed + rng.normal(mu, sd, n) for mu in (0.6, 0.0, 1.0))
+        g = stats.gap_fraction(t, b, m, f0=0.6)
+        fs.append(g.fraction)
+        ses.append(g.se)
+        zs.append(g.contrast / g.contrast_se)
     assert np.std(fs) == pytest.approx(np.mean(ses), rel=0.05)
+    # D/se_D is a t statistic on n − 1 = 9 d.o.f.: s.d. √(9/7) = 1.134
+    assert abs(np.mean(zs)) < 0.03 and np.std(zs) == pytest.approx(math.sqrt(9 / 7), abs=0.03)
 
 
 def test_common_slope_equals_the_fit_with_one_intercept_per_stratum():
@@ -214,8 +226,6 @@ def test_seed_paired_sd_two_seeds_is_the_spread_of_the_seed_differences():
 
 
 def test_seed_paired_sd_estimates_the_noise_and_its_paired_difference_covers():
-    from sgdtemp.collapse import t_multiplier
-
     """9 cells × 2 seeds with seed effects of s.d. 5 and noise of s.d. 0.2: the estimate
     is unbiased for the variance, and the t-score tolerance on the paired difference of
     two equal cells, t·s·√(2/S), covers at its nominal rate."""
@@ -226,22 +236,21 @@ def test_seed_paired_sd_estimates_the_noise_and_its_paired_difference_covers():
         sd, dof = stats.seed_paired_sd(x)
         var.append(sd**2)
         d = x[0].mean() - x[1].mean()
-        hits += abs(d) <= t_multiplier(dof, 2.0) * sd * np.sqrt(2 / 2)
+        hits += abs(d) <= stats.t_multiplier(dof, 2.0) * sd * np.sqrt(2 / 2)
     assert np.mean(var) == pytest.approx(sd_true**2, rel=0.05)
     assert hits / n_rep == pytest.approx(stats.two_sided_rate(2.0), abs=0.015)
 
 
-def test_detectable_difference_is_the_difference_detected_with_the_power_asked():
+def test_detectable_difference_with_known_errors_is_the_normal_formula():
     from scipy import stats as st
 
     se = 0.7
-    delta = stats.detectable_difference(se, score=3.0, power=0.8)
-    assert delta == pytest.approx((3.0 + st.norm.ppf(0.8)) * se, rel=1e-14)
-    # the power of the one-sided test at that true difference is exactly the power asked
-    assert stats.one_sided_rate(3.0, effect=delta / se) == pytest.approx(0.8, rel=1e-12)
-    assert stats.detectable_difference(se, 3.0, 0.5) == pytest.approx(3 * se, rel=1e-14)
+    delta = stats.detectable_difference(se)  # dof None: a known standard error
+    # (3 + z₀.₈)·se up to the far tail P(d̂ < −3se), which the exact solution includes
+    assert delta == pytest.approx((3.0 + st.norm.ppf(0.8)) * se, rel=1e-6)
+    assert stats.rejection_rate(delta / se, None) == pytest.approx(0.8, abs=1e-9)
     with pytest.raises(ValueError, match="^power must be between 0 and 1"):
-        stats.detectable_difference(se, 3.0, 1.0)
+        stats.detectable_difference(se, power=1.0)
 
 
 # ---------------------------------------------------------------- plateau

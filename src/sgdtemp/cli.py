@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar=("NAME", "VALUE"), help="set a chapter parameter (repeatable)")
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--strict", action="store_true",
-                     help="exit with status 1 when any claim fails")
+                     help="exit with status 1 when any claim fails (an unresolved claim, one "
+                          "its test had too little power to decide, does not)")
     run.add_argument("--no-progress", action="store_true", help="hide the cell progress bar")
 
     prm = sub.add_parser("params", help="list a chapter's parameters and their presets")
@@ -114,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sgdtemp.chapters import ChapterFailed, run_chapter
-    from sgdtemp.claims import statement_text
+    from sgdtemp.claims import statement_text, verdict_of, verdict_summary
 
     params: dict[str, Any] = {}
     for name, value in args.param:
@@ -132,12 +133,12 @@ def _run(args: argparse.Namespace) -> int:
     if result.claims is None:
         print(f"wrote {result.notebook} (this chapter states no claims)")
         return 0
-    n, ok = len(result.claims), result.n_holding
-    print(f"wrote {result.notebook} and claims.json: {ok} of {n} claims hold")
+    print(f"wrote {result.notebook} and claims.json: {verdict_summary(result.claims)}")
     for c in result.claims:
-        if not c["holds"]:
-            print(f"  fails: {c['id']}: {statement_text(c['statement'])}")
-    return 1 if (args.strict and ok < n) else 0
+        v = verdict_of(c)
+        if v != "holds":
+            print(f"  {v}: {c['id']}: {statement_text(c['statement'])}")
+    return 1 if (args.strict and any(verdict_of(c) == "fails" for c in result.claims)) else 0
 
 
 # ---------------------------------------------------------------- sweep

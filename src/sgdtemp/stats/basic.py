@@ -19,6 +19,8 @@ from typing import Callable
 import numpy as np
 from scipy import stats as _st
 
+from sgdtemp.stats.decisions import Z_CLAIM
+
 # ------------------------------------------------------------------ means
 
 
@@ -55,7 +57,7 @@ def seed_paired_sd(x) -> tuple[float, int]:
         s² = Σ_cs (x_cs − x̄_c· − x̄_·s + x̄_··)² / ((C − 1)(S − 1)),   dof = (C − 1)(S − 1).
 
     The paired difference of two cells' seed means, d̄ = x̄_a· − x̄_b·, then has standard
-    error s·√(2/S) (judge it with ``sgdtemp.collapse.t_multiplier(dof)`` standard errors
+    error s·√(2/S) (judge it with ``sgdtemp.stats.t_multiplier(dof)`` standard errors
     when dof is small). With two seeds, s² = Σ_c (δ_c − δ̄)²/(2(C − 1)), δ_c = x_c1 − x_c2.
     Cells with a non-finite value are left out whole.
     """
@@ -69,16 +71,6 @@ def seed_paired_sd(x) -> tuple[float, int]:
     r = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
     dof = (c - 1) * (n - 1)
     return float(np.sqrt(np.sum(r * r) / dof)), int(dof)
-
-
-def detectable_difference(se: float, score: float = 3.0, power: float = 0.8) -> float:
-    """The smallest true difference δ that the test "abs(d̂) > score·se" flags with
-    probability ``power``, for a Gaussian estimate d̂ of standard error se:
-    δ = (score + Φ⁻¹(power))·se (the far tail, P(d̂ < −score·se), neglected). An
-    agreement claim "abs(d̂) ≤ score·se" can only speak for differences of at least δ."""
-    if not 0 < power < 1:
-        raise ValueError(f"power must be between 0 and 1; got {power!r}.")
-    return float((score + _st.norm.ppf(power)) * se)
 
 
 @dataclass(frozen=True)
@@ -142,19 +134,58 @@ def difference_se(se_a, se_b):
     return np.hypot(se_a, se_b)
 
 
-def gap_fraction(treated, base, best, sd: float, n: int) -> tuple[float, float]:
-    """The fraction f = (t̄ − b̄)/(m̄ − b̄) of the gap from a baseline b to a best value m that
-    a treatment t closes, and its standard error by the delta method.
+@dataclass(frozen=True)
+class GapFraction:
+    """The fraction f = d̄₁/d̄₂ of a gap that a treatment closes, from seed-paired differences
+    d₁ = treated − base and d₂ = target − base: ``fraction`` f ± ``se`` (delta method around
+    the ratio's value, with the covariance of the two means from the seeds they share), and
+    the linear contrast ``contrast`` D = d̄₁ − f₀·d̄₂ ± ``contrast_se`` with ``dof`` degrees of
+    freedom: "f > f₀" is the directional test of D > 0 (exact in D, no ratio
+    approximation). Units: f dimensionless, D in the metric's units."""
 
-    ``treated``, ``base``, ``best``: the seed values of the three cells (n each); ``sd``: the
-    per-seed standard deviation (pooled over cells), so each mean has variance sd²/n and the
-    two differences share the baseline: Var(t̄ − b̄) = Var(m̄ − b̄) = 2sd²/n,
-    Cov = sd²/n. Then se_f = √(2 − 2f + 2f²)·sd/(√n·abs(m̄ − b̄)). Dimensionless.
+    fraction: float
+    se: float
+    contrast: float
+    contrast_se: float
+    dof: int
+    f0: float
+    n_treated: int
+    n_target: int
+
+
+def gap_fraction(treated, base, target, f0: float = 0.5) -> GapFraction:
+    """How much of the gap from ``base`` to ``target`` the ``treated`` cell closes.
+
+    Each argument holds one value per seed, aligned (seed s in position s; NaN where a cell
+    lacks that seed). The cells are fixed before the data (the target is *not* picked as the
+    best cell by its own values, which would bias the gap). With d₁ₛ = tₛ − bₛ over the n₁
+    seeds where both exist and d₂ₛ = mₛ − bₛ over n₂ seeds,
+
+        Var d̄₁ = s₁²/n₁,  Var d̄₂ = s₂²/n₂,  Cov(d̄₁, d̄₂) = s₁₂·n₁₂/(n₁n₂)
+
+    (s₁₂ the sample covariance over the n₁₂ seeds in both), f = d̄₁/d̄₂,
+    se_f² = (Var d̄₁ − 2f·Cov + f²·Var d̄₂)/d̄₂², and D = d̄₁ − f₀d̄₂ with
+    Var D = Var d̄₁ − 2f₀·Cov + f₀²·Var d̄₂, dof = min(n₁, n₂) − 1.
     """
-    t, b, m = (float(np.nanmean(np.asarray(v, dtype=float))) for v in (treated, base, best))
-    gap = m - b
-    f = (t - b) / gap
-    return f, float(np.sqrt(2.0 - 2.0 * f + 2.0 * f * f) * sd / (np.sqrt(n) * abs(gap)))
+    t, b, m = (np.asarray(v, dtype=float).ravel() for v in (treated, base, target))
+    n = max(t.size, b.size, m.size)
+    t, b, m = (np.pad(v, (0, n - v.size), constant_values=np.nan) for v in (t, b, m))
+    d1, d2 = t - b, m - b
+    k1, k2 = np.isfinite(d1), np.isfinite(d2)
+    n1, n2 = int(k1.sum()), int(k2.sum())
+    if n1 < 2 or n2 < 2:
+        raise ValueError(f"gap_fraction needs at least 2 seeds with both cells; got {n1} and {n2}.")
+    m1, m2 = float(d1[k1].mean()), float(d2[k2].mean())
+    v1 = float(d1[k1].var(ddof=1)) / n1
+    v2 = float(d2[k2].var(ddof=1)) / n2
+    both = k1 & k2
+    n12 = int(both.sum())
+    cov = (float(np.cov(d1[both], d2[both], ddof=1)[0, 1]) * n12 / (n1 * n2)) if n12 >= 2 else 0.0
+    f = m1 / m2
+    se_f = float(np.sqrt(max(0.0, v1 - 2 * f * cov + f * f * v2)) / abs(m2))
+    contrast = m1 - f0 * m2
+    se_c = float(np.sqrt(max(0.0, v1 - 2 * f0 * cov + f0 * f0 * v2)))
+    return GapFraction(float(f), se_f, float(contrast), se_c, min(n1, n2) - 1, float(f0), n1, n2)
 
 
 def weighted_mean(values, se) -> tuple[float, float]:
@@ -350,8 +381,6 @@ def bootstrap(x, statistic: Callable[[np.ndarray], float] = np.mean, n_boot: int
 
 # ------------------------------------------------------------------ tolerances and rates
 
-#: The standard score of a single claim's tolerance (3 standard errors).
-Z_CLAIM = 3.0
 
 
 def two_sided_rate(z: float = Z_CLAIM, bias: float = 0.0) -> float:
@@ -393,3 +422,32 @@ def chi_square_power(bound: float, dof: int, noncentrality: float) -> float:
     if noncentrality <= 0:
         return float(_st.chi2.sf(bound, dof))
     return float(_st.ncx2.sf(bound, dof, noncentrality))
+
+__all__ = [
+    "mean_se",
+    "paired_difference",
+    "seed_paired_sd",
+    "Plateau",
+    "plateau",
+    "plateau_epoch",
+    "plateau_settled_epoch",
+    "difference_se",
+    "GapFraction",
+    "gap_fraction",
+    "weighted_mean",
+    "pooled_sd",
+    "Slope",
+    "slope_se",
+    "CommonSlope",
+    "common_slope",
+    "ChiSquare",
+    "chi_square",
+    "pearson_chi_square",
+    "bootstrap",
+    "two_sided_rate",
+    "one_sided_rate",
+    "family_z",
+    "binomial_below",
+    "chi_square_power",
+    "Z_CLAIM",
+]

@@ -9,9 +9,8 @@ the seed spread, and grouping the runs by T explains most of the variance of y.
 * :func:`equal_label_f_test`: the one-way F test of "cells sharing a label have equal
   means", against the pooled within-cell (seed) variance.
 * :func:`breaking_point`: the first rescaling factor β whose runs leave β = 1 by more
-  than the 3-standard-error criterion, with the seed spread pooled over β.
-* :func:`t_multiplier`: the Student-t multiple of a standard error that keeps the
-  two-sided rate of "3 standard errors" when the standard error comes from few seeds.
+  than the 3-standard-error criterion, with the seed noise taken from the β that have not
+  broken.
 * :func:`value_at_level`: where a curve (e.g. validation against training accuracy)
   first reaches a level, by linear interpolation.
 """
@@ -23,18 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
-from sgdtemp.stats import Z_CLAIM
-
-
-def t_multiplier(dof: int, z: float = Z_CLAIM) -> float:
-    """t_dof⁻¹(Φ(z)): the multiple of an estimated standard error (from ``dof`` degrees of
-    freedom) whose two-sided exceedance rate equals that of z known standard errors
-    (0.27% for z = 3). With few seeds the plain z is far too lenient: at 2 degrees of
-    freedom, ``|t| > 3`` happens 9.5% of the time; the multiplier is 19.2 there, 4.09 at 10,
-    3.62 at 16, and tends to z as dof grows."""
-    if dof < 1:
-        raise ValueError(f"dof must be a positive integer; got {dof!r}")
-    return float(_st.t.ppf(_st.norm.cdf(z), dof))
+from sgdtemp.stats.basic import seed_paired_sd
+from sgdtemp.stats.decisions import Z_CLAIM, detectable_difference, t_multiplier
 
 
 def variance_explained(y, labels) -> float:
@@ -94,9 +83,11 @@ def equal_label_f_test(y, cells, labels) -> FTest:
 @dataclass(frozen=True)
 class BreakingPoint:
     """Per β (ascending): the paired difference (mean over seeds of y_β − y_1), its standard
-    error from the pooled seed spread, and how many runs diverged; ``threshold`` the
-    multiple of the standard error that counts as leaving β = 1 (:func:`t_multiplier` of
-    ``dof``); ``beta_star`` the first β > 1 that leaves, or None."""
+    error, and how many runs diverged; ``threshold`` the multiple of the standard error that
+    counts as leaving β = 1 (:func:`t_multiplier` of ``dof``); ``beta_star`` the first β > 1
+    that leaves, or None; ``noise_betas`` the β whose runs the seed noise was estimated from
+    (the unbroken ones, see :func:`breaking_point`); ``sd`` one run's seed-paired standard
+    deviation."""
 
     betas: tuple[float, ...]
     difference: tuple[float, ...]
@@ -105,54 +96,79 @@ class BreakingPoint:
     dof: int
     threshold: float
     beta_star: float | None
+    noise_betas: tuple[float, ...] = ()
+    sd: float = float("nan")
 
     def detectable(self) -> float:
-        """The smallest ``|difference|`` the test detects at a β: threshold × standard error."""
-        return self.threshold * self.se[-1]
+        """The 80%-power detectable ``|difference|`` at a β (noncentral t on ``dof``)."""
+        return detectable_difference(self.se[-1], self.dof)
 
 
 def breaking_point(betas, y, diverged=None, z: float = Z_CLAIM,
                    noise: tuple[float, int] | None = None) -> BreakingPoint:
     """The breaking point of (βη, βB) rescaling.
 
-    ``y``: array (n_betas, n_seeds) of a final metric, seeds aligned across β (seed s has
-    the same initial weights at every β, so differencing by seed removes that part of the
-    spread); ``betas`` must contain 1; ``diverged`` (same shape, optional) marks runs that
-    diverged. The paired differences d_{β,s} = y_{β,s} − y_{1,s} have a seed variance
-    pooled over the β ≠ 1 without divergence, s² = Σ_β Σ_s (d − d̄_β)² / dof,
-    dof = Σ_β (n_s − 1), so se_β = s/√n_s. A β leaves β = 1 when ``|d̄_β| > t·se_β``, t =
-    :func:`t_multiplier` (dof) (the rate of a 3-s.e. test), or when any of its runs
-    diverged. β* is the first β > 1 (ascending) that leaves.
+    ``y``: array (n_betas, n_seeds) of a per-run metric, seeds aligned across β (seed s has
+    the same initial weights at every β); ``betas`` must contain 1; ``diverged`` (same shape,
+    optional) marks runs that diverged. The paired differences d̄_β = mean_s (y_{β,s} − y_{1,s})
+    share y_1, so their noise is taken from the additive model y_{β,s} = μ_β + σ_s + ε
+    (:func:`sgdtemp.stats.seed_paired_sd`): one run's seed-paired standard deviation s with
+    dof = (C − 1)(S − 1) over C rows of β, and se_β = s·√(2/S).
 
-    ``noise`` = (s₁, dof): an independent estimate of one run's seed-paired standard
-    deviation (e.g. :func:`sgdtemp.stats.seed_paired_sd` of a grid run with the same seeds),
-    used instead of the pooled spread of the differences (needed with one seed a β): then
-    se_β = s₁·√(2/n_s), a difference of two runs each of variance s₁².
+    Which rows: only β that have not broken, so a broken β cannot inflate (or shrink) the
+    noise it is judged against. Ascending in β, the noise is re-estimated on β ≤ β_k for
+    each k (rows without divergence); the first k at which some β ≤ β_k leaves (|d̄_β| >
+    t·se_β, t = :func:`t_multiplier` (dof), or a run diverged) ends the unbroken set at
+    β_{k−1}. The final noise comes from that set (from β_1 and β_2 if it holds β_1 alone),
+    and every β is judged with it; β* is the first β > 1 that leaves.
+
+    ``noise`` = (s, dof): an independent estimate of one run's seed-paired standard
+    deviation (needed with one seed a β), used instead: se_β = s·√(2/n_s).
     """
     betas = [float(b) for b in betas]
     y = np.asarray(y, dtype=float)
     bad = np.zeros(y.shape, bool) if diverged is None else np.asarray(diverged, bool)
-    i1 = betas.index(1.0)
-    d = y - y[i1]
-    ok = [i for i in range(len(betas)) if i != i1 and not bad[i].any()]
-    dev = np.concatenate([d[i] - d[i].mean() for i in ok]) if ok else np.array([])
-    dof = sum(y.shape[1] - 1 for _ in ok)
-    s = float(np.sqrt(np.sum(dev**2) / dof)) if dof else float("nan")
-    if noise is not None:  # s of a difference of two runs
-        s, dof = float(noise[0]) * np.sqrt(2.0), int(noise[1])
-    t = t_multiplier(dof, z) if dof else float("nan")
-    order = np.argsort(betas)
-    diffs, ses, n_bad, star = [], [], [], None
-    for i in order:
-        good = ~bad[i]
-        diffs.append(float(np.mean(d[i][good])) if good.any() else float("nan"))
-        ses.append(s / np.sqrt(max(1, int(good.sum()))))
-        n_bad.append(int(bad[i].sum()))
-        leaves = n_bad[-1] > 0 or abs(diffs[-1]) > t * ses[-1]
-        if star is None and betas[i] > 1 and leaves:
-            star = betas[i]
-    return BreakingPoint(tuple(betas[i] for i in order), tuple(diffs), tuple(ses), tuple(n_bad),
-                         dof, t, star)
+    if 1.0 not in betas:
+        raise ValueError(f"betas must include 1; got {betas!r}.")
+    order = [int(i) for i in np.argsort(betas)]
+    betas_s, ys, bads = [betas[i] for i in order], y[order], bad[order]
+    n_s = y.shape[1]
+    i1 = betas_s.index(1.0)
+    d = ys - ys[i1]
+
+    def judge(s: float, dof: int) -> tuple[list, list, list, float | None, float]:
+        t = t_multiplier(dof, z) if dof else float("nan")
+        diffs, ses, star = [], [], None
+        for k in range(len(betas_s)):
+            good = ~bads[k]
+            diffs.append(float(np.mean(d[k][good])) if good.any() else float("nan"))
+            n_good = max(1, int(good.sum()))
+            ses.append(s * np.sqrt(2.0 / n_good))
+            leaves = bads[k].any() or abs(diffs[-1]) > t * ses[-1]
+            if star is None and betas_s[k] > 1 and leaves:
+                star = betas_s[k]
+        return diffs, ses, [int(b.sum()) for b in bads], star, t
+
+    if noise is not None:
+        s, dof = float(noise[0]), int(noise[1])
+        rows = []
+    else:
+        clean = [k for k in range(len(betas_s)) if not bads[k].any() and k != i1]
+        rows = [i1] + clean[:1]
+        for k in clean[1:]:
+            trial = rows + [k]
+            s_t, dof_t = seed_paired_sd(ys[trial])
+            *_, star_t, _ = judge(s_t, dof_t)
+            if star_t is not None and star_t <= betas_s[k]:
+                break
+            rows = trial
+        if len(rows) < 2:
+            raise ValueError("breaking_point needs two β without divergence (β = 1 among them), "
+                             "or an independent noise estimate")
+        s, dof = seed_paired_sd(ys[rows])
+    diffs, ses, n_bad, star, t = judge(s, dof)
+    return BreakingPoint(tuple(betas_s), tuple(diffs), tuple(float(v) for v in ses), tuple(n_bad),
+                         int(dof), float(t), star, tuple(betas_s[k] for k in rows), float(s))
 
 
 def value_at_level(x, y, level: float) -> float:

@@ -65,32 +65,69 @@ def log_parabola_peak(x, y) -> Peak:
 
 @dataclass(frozen=True)
 class PeakEstimate:
-    """The optimum over seeds. ``per_seed``: each seed's peak (x units); ``log_mean`` and
+    """The optimum over seeds. ``per_seed``: each seed's peak (x units; a seed whose curve
+    peaks at a grid end gives that end, a bound, not an estimate); ``log_mean`` and
     ``log_se``: mean of log(peak) over seeds and its standard error s/√n (natural log, so
     log_se is a relative error); ``n_interior``: seeds whose peak is interior;
-    ``of_mean``: the peak of the seed-mean curve."""
+    ``n_low``/``n_high``: seeds censored at the low/high end of the grid; ``of_mean``: the
+    peak of the seed-mean curve.
+
+    With censored seeds the mean of the logs is not an estimate but a bound: censoring at
+    the high end can only raise the true mean (``bound`` "lower": the optimum is at least
+    x), at the low end only lower it ("upper"); with both, nothing is known (``bound``
+    "none"); with none, ``bound`` is None and log_mean ± log_se is an estimate."""
 
     per_seed: tuple[float, ...]
     log_mean: float
     log_se: float
     n_interior: int
     of_mean: Peak
+    n_low: int = 0
+    n_high: int = 0
 
     @property
     def x(self) -> float:
         """The geometric mean of the seeds' peaks, exp(log_mean), in x's units."""
         return math.exp(self.log_mean)
 
+    @property
+    def censored(self) -> bool:
+        return self.n_low + self.n_high > 0
+
+    @property
+    def bound(self) -> str | None:
+        if not self.censored:
+            return None
+        if self.n_low and self.n_high:
+            return "none"
+        return "lower" if self.n_high else "upper"
+
 
 def peak_over_seeds(x, y) -> PeakEstimate:
-    """``y``: array (n_seeds, len(x)), one curve per seed over the grid x. Each seed's peak
-    by :func:`log_parabola_peak`; the mean of their logarithms and its standard error
-    (sample standard deviation over √n_seeds, n_seeds ≥ 2)."""
+    """``y``: array (n_seeds, len(x)), one curve per seed over the grid x (NaN entries,
+    e.g. diverged runs, cut a seed's curve to its finite part, which must keep ≥ 3 points
+    and the grid's ends where the seed has values). Each seed's peak by
+    :func:`log_parabola_peak`; the mean of their logarithms and its standard error (sample
+    standard deviation over √n_seeds, n_seeds ≥ 2); seeds peaking at an end are counted as
+    censored (see :class:`PeakEstimate`)."""
+    x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if y.ndim != 2 or y.shape[0] < 2:
         raise ValueError(f"y must be (n_seeds ≥ 2, n_x); got shape {y.shape}")
-    peaks = [log_parabola_peak(x, row) for row in y]
+    peaks, low, high = [], 0, 0
+    for row in y:
+        ok = np.isfinite(row)
+        p = log_parabola_peak(x[ok], row[ok])
+        peaks.append(p)
+        if not p.interior:
+            if p.x <= x[ok][0]:
+                low += 1
+            else:
+                high += 1
     logs = np.log([p.x for p in peaks])
     se = float(np.std(logs, ddof=1) / math.sqrt(len(logs)))
+    mean_curve = np.nanmean(y, axis=0)
+    ok = np.isfinite(mean_curve)
     return PeakEstimate(tuple(p.x for p in peaks), float(logs.mean()), se,
-                        sum(p.interior for p in peaks), log_parabola_peak(x, y.mean(axis=0)))
+                        sum(p.interior for p in peaks), log_parabola_peak(x[ok], mean_curve[ok]),
+                        low, high)

@@ -437,3 +437,23 @@ def test_cli_computes_a_real_run_then_finds_it_stored(tmp_path):
     assert entry["record"]["curves"]["epoch"] == [0, 1]
     second = run_cli(*args)
     assert second.returncode == 0 and "1 runs, 1 already in" in second.stdout
+
+
+def test_store_only_refuses_missing_runs_before_any_compute(tmp_path, monkeypatch):
+    from sgdtemp.sweep import RunsMissing, run_arms
+
+    calls = []
+
+    def run_fn(c):
+        calls.append(c)
+        return {"x": 1}
+
+    monkeypatch.setenv("SGDTEMP_STORE_ONLY", "1")
+    with pytest.raises(RunsMissing, match="^2 of 2 runs are not in"):
+        run_arms({"a": [{"k": 1}, {"k": 2}]}, store=tmp_path, run_fn=run_fn)
+    assert calls == []
+    monkeypatch.delenv("SGDTEMP_STORE_ONLY")
+    run_arms({"a": [{"k": 1}, {"k": 2}]}, store=tmp_path, run_fn=run_fn)
+    monkeypatch.setenv("SGDTEMP_STORE_ONLY", "1")
+    out = run_arms({"a": [{"k": 1}, {"k": 2}]}, store=tmp_path, run_fn=run_fn)
+    assert len(calls) == 2 and len(out["a"]) == 2 and out.n_computed == 0

@@ -363,6 +363,8 @@ def run_arms(arms: Mapping[str, Any], *, store: ResultsStore | str | os.PathLike
     """
     names = list(arms)
     flat = [_leaves(arms[a]) for a in names]
+    if os.environ.get("SGDTEMP_STORE_ONLY"):
+        _require_stored([c for f in flat for c in f], _as_store(store))
     t0 = time.perf_counter()
     results = run_grid([c for f in flat for c in f], run_fn, store=store,
                        executor=scheduler or ("serial" if workers == 1 else "local"),
@@ -377,6 +379,21 @@ def run_arms(arms: Mapping[str, Any], *, store: ResultsStore | str | os.PathLike
         by_arm[a] = _refill(arms[a], results[i:i + len(f)])
         i += len(f)
     return ArmRecords(by_arm, results, root, seconds)
+
+
+class RunsMissing(RuntimeError):
+    """Runs a chapter needs are not in its store, and computing them is not allowed."""
+
+
+def _require_stored(configs: list[dict], store: ResultsStore) -> None:
+    """With ``SGDTEMP_STORE_ONLY`` set (to read committed results and never train, e.g.
+    while a sweep is still filling the store), refuse before any compute when a run is
+    missing, in one sentence."""
+    missing = [c for c in configs if store.get(c) is None]
+    if missing:
+        raise RunsMissing(f"{len(missing)} of {len(configs)} runs are not in {store.root} and "
+                          f"SGDTEMP_STORE_ONLY is set, so none is computed (unset it to train them, "
+                          f"or run the sweep: python -m sgdtemp sweep --preset CHAPTER:FIDELITY).")
 
 
 def _dispatch(units: list[list[dict]], run_many, executor: Any, n_workers: int | None,
@@ -456,6 +473,6 @@ def _dispatch_dask(todo, run_fn, executor, threads, finish) -> None:
             client.close()
 
 
-__all__ = ["ArmRecords", "RunsFailed", "SweepResults", "default_run_fn", "default_store_dir",
+__all__ = ["ArmRecords", "RunsFailed", "RunsMissing", "SweepResults", "default_run_fn", "default_store_dir",
            "grid", "grid_cost", "lr_for", "run_arms", "run_grid", "temperature_grid",
            "temperature_of"]

@@ -81,3 +81,18 @@ def test_net_claims_of_toy_chapters_are_verdicts_not_rates(store):
     _store(store, "cifar10_temperature", None, [_claim("a", True), _claim("b", False)])
     assert [c["id"] for c in cr.network_verdicts("cifar10_temperature")] == ["a", "b"]
     assert cr.network_verdicts("intro") is None
+
+
+def test_verdict_counts_and_what_would_resolve_an_unresolved_claim(store, monkeypatch):
+    _store(store, "noise_enhancement", 10, [_claim("toy", True), _claim("net_x", False)])
+    _store(store, "noise_enhancement", 11, [_claim("toy", False), _claim("net_x", False)])
+    unresolved = dict(_claim("c", False), verdict="unresolved", detectable=0.3, margin=0.1)
+    _store(store, "cifar10_temperature", None, [_claim("a", True), _claim("b", False), unresolved])
+    counts = cr.verdict_counts_by_chapter(["noise_enhancement", "cifar10_temperature", "intro"])
+    # the toy claim over two seeds (claim-runs), the net_ claim once (the highest seed)
+    assert counts == {"noise_enhancement": {"holds": 1, "fails": 2, "unresolved": 0},
+                      "cifar10_temperature": {"holds": 1, "fails": 1, "unresolved": 1}}
+    monkeypatch.setattr(cr, "store_cpu_hours", lambda ch: 2.0)
+    [r] = cr.resolutions(["cifar10_temperature"])
+    # detectable 0.3 against a margin 0.1: (0.3/0.1)² = 9 times the seeds, 8 × 2 CPU-hours more
+    assert r.id == "c" and r.factor == pytest.approx(9.0) and r.cpu_hours == pytest.approx(16.0)

@@ -222,6 +222,82 @@ def claim_rates(chapter: str) -> list[ClaimRate]:
     return out
 
 
+def verdict_counts_by_chapter(chapters: list[str]) -> dict[str, dict[str, int]]:
+    """Per chapter, how many claims hold, fail and are unresolved: a toy chapter's claims
+    over every stored seed run (claim-runs), a network chapter's (and a toy chapter's
+    ``net_`` claims) once, at the reference scale. Chapters with nothing stored are left out."""
+    from sgdtemp.claims import verdict_of
+
+    out: dict[str, dict[str, int]] = {}
+    for ch in chapters:
+        counts = {"holds": 0, "fails": 0, "unresolved": 0}
+        seen = False
+        if ch in TOY_CHAPTERS:
+            for run in load_runs(ch):
+                for c in run["claims"]:
+                    if not c["id"].startswith(NETWORK_CLAIM_PREFIX):
+                        counts[verdict_of(c)] += 1
+                        seen = True
+        for c in network_verdicts(ch) or []:
+            counts[verdict_of(c)] += 1
+            seen = True
+        if seen:
+            out[ch] = counts
+    return out
+
+
+@dataclass
+class Resolution:
+    """What would resolve an unresolved claim: ``factor`` (the multiple of today's seeds that
+    brings its 80%-power detectable difference down to its margin or stated effect, assuming
+    its standard error falls as 1/√seeds: (detectable/target)²), and ``cpu_hours`` (the extra
+    CPU time at the cost of the chapter's committed runs, (factor − 1) × their CPU-hours from
+    provenance: an upper estimate when the claim reads only some of the runs)."""
+
+    chapter: str
+    id: str
+    detectable: float
+    target: float
+    factor: float
+    cpu_hours: float | None
+
+
+def store_cpu_hours(chapter: str) -> float | None:
+    """CPU-hours of the committed runs in ``results/<chapter>``, each group counted once
+    (:func:`sgdtemp.records.cpu_hours`); None without a store."""
+    from sgdtemp.records import cpu_hours
+
+    d = repo_root() / "results" / chapter
+    files = list(d.glob("*.json")) if d.is_dir() else []
+    if not files:
+        return None
+    return cpu_hours(json.loads(f.read_text()) for f in files)
+
+
+def resolutions(chapters: list[str]) -> list[Resolution]:
+    """Every unresolved network claim (reference scale) with the seeds factor and CPU-hours
+    that would resolve it (see :class:`Resolution`). A claim without a numeric detectable
+    difference and target gets factor NaN."""
+    from sgdtemp.claims import verdict_of
+
+    out = []
+    for ch in chapters:
+        cost = store_cpu_hours(ch)
+        for c in network_verdicts(ch) or []:
+            if verdict_of(c) != "unresolved":
+                continue
+            det = c.get("detectable")
+            target = c.get("margin")
+            if target is None and isinstance(c.get("predicted"), (int, float)):
+                target = abs(float(c["predicted"]))
+            ok = isinstance(det, (int, float)) and isinstance(target, (int, float)) and target > 0
+            factor = (float(det) / float(target)) ** 2 if ok else float("nan")
+            hours = (max(0.0, factor - 1) * cost) if (ok and cost is not None) else None
+            out.append(Resolution(ch, c["id"], float(det) if ok else float("nan"),
+                                  float(target) if ok else float("nan"), factor, hours))
+    return out
+
+
 def main(argv=None) -> int:
     import argparse
 

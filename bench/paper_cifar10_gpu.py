@@ -4,9 +4,13 @@ Reproduce:  python bench/paper_cifar10_gpu.py [--concurrency 8] [--dry-run] [-p 
 
 What it does, top to bottom:
 
-1. resolves the chapter's ``paper`` grid (``sgdtemp.presets.cifar10_temperature``, a
-   ResNet on all 50,000 training images; ``-p`` overrides any chapter parameter) and asks
-   the results store which runs are missing;
+1. resolves the chapter's ``paper`` grid (``sgdtemp.presets.cifar10_temperature``: issue
+   21's stationary design on a ResNet on all 50,000 training images — coupled weight decay
+   λ = 5e-3 on every run, a decay arm at λ/2 and 2λ, the norms of the scale-invariant
+   convolutions and the effective temperature T/|w|² recorded every epoch, the domain
+   shift at corruption strength 0.4; ``-p`` overrides any chapter parameter, e.g.
+   ``-p weight_decay 0.0 -p decay_arm [] -p shift_strength 1.0`` for the old no-decay
+   setup) and asks the results store which runs are missing;
 2. estimates what they cost: training images (epochs × ⌊N/B⌋ × B per run), evaluation
    images (three fixed subsets after every epoch) and the curvature's Hessian-vector
    products, and the wall time at ``--assume-rate`` images/s;
@@ -22,9 +26,9 @@ What it does, top to bottom:
 
 The store is the committed ``results/cifar10_temperature`` by default: commit the new
 ``*.json`` files it lists. Exit status: 0 done, 1 some runs failed, 2 bad input or no GPU.
-Budget: the grid is sized for about 10 minutes of one H200; nothing here has been run on
-one yet (no GPU was lent while it was written), so the first run's printed rate is the
-figure to trust, not ``--assume-rate``.
+Budget: the grid (34 runs of 30 epochs) is sized for about 15 minutes of one H200 at the
+assumed rate; nothing here has been run on one yet (no GPU was lent while it was written),
+so the first run's printed rate is the figure to trust, not ``--assume-rate``.
 """
 
 from __future__ import annotations
@@ -116,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     weighted = sum(c["weighted"] for c in costs)
     print(f"paper grid: {len(configs)} runs ({cfg.model} width {cfg.width}, {cfg.n_train} images, "
           f"{cfg.epochs} epochs, T = {cfg.temperatures}, B = {cfg.batch_sizes}, {cfg.n_seeds} seeds; "
-          f"breaking arm β = {cfg.break_betas}), {len(configs) - len(todo)} already in {store.root}, "
+          f"breaking arm β = {cfg.break_betas} × {cfg.break_seeds} seeds; weight decay "
+          f"{cfg.weight_decay:g}, decay arm λ = {cfg.decay_arm} × {cfg.decay_arm_seeds} seeds; "
+          f"weight norms {'recorded' if cfg.record_weight_norms else 'not recorded'}; shift "
+          f"strength {cfg.shift_strength:g}), {len(configs) - len(todo)} already in {store.root}, "
           f"{len(todo)} to train")
     print(f"cost: {sum(c['train'] for c in costs) / 1e6:.1f} M training images, "
           f"{sum(c['eval'] for c in costs) / 1e6:.1f} M evaluated, "
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         for c, k in zip(todo, costs):
             print(f"  {config_key(c)[:12]}  lr={c['lr']:g} B={c['batch_size']} seed={c['seed']} "
-                  f"epochs={c['epochs']}  {k['weighted'] / 1e6:.2f} M")
+                  f"wd={c['weight_decay']:g} epochs={c['epochs']}  {k['weighted'] / 1e6:.2f} M")
         return 0
     import torch
 

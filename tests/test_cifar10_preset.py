@@ -22,7 +22,7 @@ def test_each_fidelity_takes_its_grid_and_explicit_values_win():
     mixed = c10.PARAMETERS.resolve(fidelity="default", grid="reference", epochs=40)
     assert mixed.epochs == 40 and mixed.n_train == 50_000
     assert c10.PARAMETERS.resolve(fidelity="paper").width == 32
-    with pytest.raises(ParameterError, match="^grid must be one of 'smoke', 'quick', 'reference', 'reference_90', 'paper'"):
+    with pytest.raises(ParameterError, match="^grid must be one of 'smoke', 'quick', 'reference', 'reference_90', 'stationary', 'paper'"):
         c10.PARAMETERS.resolve(grid="huge")
 
 
@@ -110,3 +110,103 @@ def test_the_default_grid_is_the_reference_grid_and_every_run_is_committed():
     runs = c10.training_configs(cfg)
     assert len(runs) == 23  # 18 grid runs, 3 of the breaking arm, 2 long ones
     assert ResultsStore(cfg.store).missing(runs) == []
+
+
+# ---------------------------------------------------------------- issue 21: the stationary grid
+#: sha256 (first 16 hex digits) of the comma-joined store keys of every run of a grid, in
+#: order, as they were before issue 21's options existed (computed from commit 9dab807).
+OLD_GRID_KEYS = {"smoke": (22, "32d4aebfb8a28c23"), "quick": (18, "4fb5dade4e77dfad"),
+                 "reference": (23, "c31d9626121f9a4c"), "reference_90": (21, "ede83e385cc4cb5e")}
+
+
+@pytest.mark.parametrize("grid", sorted(OLD_GRID_KEYS))
+def test_the_older_grids_keep_every_run_key(grid):
+    import hashlib
+
+    from sgdtemp.train import training_config
+
+    fidelity = "smoke" if grid == "smoke" else "default"
+    cfg = c10.PARAMETERS.resolve(fidelity=fidelity, grid=grid)
+    assert cfg.weight_decay == 0.0 and cfg.decay_arm == [] and cfg.record_weight_norms is False
+    assert cfg.shift_strength == 1.0
+    keys = [config_key(training_config(**c)) for c in c10.training_configs(cfg)]
+    n, digest = OLD_GRID_KEYS[grid]
+    assert (len(keys), hashlib.sha256(",".join(keys).encode()).hexdigest()[:16]) == (n, digest)
+
+
+def test_the_stationary_grid_is_issue_21s_design():
+    cfg = c10.PARAMETERS.resolve(fidelity="default", grid="stationary")
+    assert c10.PARAMETERS.resolve(fidelity="default").grid == "reference"  # not the default yet
+    arms = c10.arm_configs(cfg)
+    grid = [c for row in arms["grid"] for cell in row for c in cell]
+    assert len(cfg.temperatures) == 3 and cfg.batch_sizes == [32, 128] and cfg.n_seeds >= 4
+    assert len(grid) == 3 * 2 * cfg.n_seeds
+    brk = [c for cell in arms["breaking"] for c in cell]
+    decay = [c for cell in arms["decay"] for c in cell]
+    assert len(brk) == 2 * len(cfg.break_betas) and cfg.break_seeds == 2
+    runs = c10.training_configs(cfg)
+    assert len(runs) == len(grid) + len(brk) + len(decay) == 34 and arms["long"] == []
+    for c in runs:  # what the chapter's store holds: all 50,000 images, at least 30 epochs
+        assert c["model"] == "small_cnn" and c["n_train"] == 50_000 and c["epochs"] >= 30
+        assert c["record_weight_norms"] is True and c["shift_strength"] == 0.4
+        assert c["augment"] is False and c["curvature_batchnorm"] == "train"
+    for c in grid + brk:
+        assert c["weight_decay"] == cfg.weight_decay == 5e-3
+    # relaxation of the weight norm, ~1/(4TλN) epochs: a few epochs at the coldest T
+    relax = 1 / (4 * min(cfg.temperatures) * cfg.weight_decay * cfg.n_train)
+    assert 1 <= relax <= cfg.epochs / 10
+    # the decay arm: λ/2 and 2λ at T = break_temperature, B₀; its Tλ are the grid's extremes
+    assert sorted({c["weight_decay"] for c in decay}) == [2.5e-3, 1e-2] and len(decay) == 4
+    for c in decay:
+        assert c["batch_size"] == 128 and c["lr"] / c["batch_size"] == pytest.approx(1e-3)
+    t_lam = sorted({c["lr"] / c["batch_size"] * c["weight_decay"] for c in decay})
+    assert t_lam == pytest.approx([min(cfg.temperatures) * 5e-3, max(cfg.temperatures) * 5e-3])
+    assert len({config_key(c) for c in runs}) == len(runs)
+
+
+def test_the_stationary_sweep_fits_about_six_cpu_hours():
+    from sgdtemp.train import training_config
+
+    cfg = c10.PARAMETERS.resolve(fidelity="default", grid="stationary")
+    hours = sum(c10.cpu_seconds_estimate(training_config(**c)) for c in c10.training_configs(cfg)) / 3600
+    assert 4.0 < hours < 6.5
+
+
+def test_cpu_seconds_estimate_counts_training_evaluation_and_curvature():
+    from sgdtemp.train import training_config
+
+    c = training_config(model="small_cnn", n_train=50_000, batch_size=128, epochs=10, curvature=True,
+                        curvature_examples=1024, curvature_probes=16, curvature_iters=16,
+                        eval_train_examples=5000, eval_test_examples=5000)
+    rate = c10.SMALL_CNN_CPU_RATE[128]
+    want = (10 * 390 * 128 + 11 * 15_000 / 3 + 32 * 1024 * 3.5) / rate
+    assert c10.cpu_seconds_estimate(c) == pytest.approx(want)
+    # between two measured batch sizes the rate is interpolated in log B
+    mid = c10.cpu_seconds_estimate({**c, "batch_size": 64, "curvature": False, "epochs": 1})
+    r64 = (c10.SMALL_CNN_CPU_RATE[32] + c10.SMALL_CNN_CPU_RATE[128]) / 2
+    assert mid == pytest.approx((781 * 64 / r64) + 2 * 15_000 / 3 / rate)
+    with pytest.raises(ValueError):
+        c10.cpu_seconds_estimate({**c, "model": "resnet"})
+
+
+def test_the_stationary_grid_is_reachable_from_the_sweep_command(tmp_path, capsys):
+    from sgdtemp.cli import main
+
+    assert main(["sweep", "--preset", "cifar10_temperature:default", "-p", "grid", "stationary",
+                 "--store", str(tmp_path / "s"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("34 runs, 0 already in") and "34 to compute" in out
+    assert out.count("model=small_cnn") == 34 and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("values,start", [
+    (dict(grid="stationary", model="mlp", dataset="fashion_mnist"), "decay_arm must be [] for the mlp"),
+    (dict(grid="stationary", model="mlp", dataset="fashion_mnist", decay_arm=[]),
+     "record_weight_norms must be False for the mlp"),
+    (dict(grid="stationary", shift_strength=1.5), "shift_strength must be a number between 0 and 1"),
+    (dict(grid="stationary", weight_decay=-1e-3), "weight_decay must be a number between 0 and 1"),
+])
+def test_bad_stationary_values_are_one_sentence(values, start):
+    with pytest.raises(ParameterError) as e:
+        c10.PARAMETERS.resolve(fidelity="default", **values)
+    assert str(e.value).startswith(start) and str(e.value).endswith(".")

@@ -77,3 +77,22 @@ def test_without_a_gpu_the_real_run_refuses_before_any_compute(tmp_path):
     r = run_script("--store", str(tmp_path / "s"))
     assert r.returncode == 2 and "needs a CUDA GPU" in r.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_the_paper_grid_follows_the_stationary_setup(tmp_path):
+    """Issue 21: weight decay on every run, a decay arm, weight norms recorded, the weaker
+    domain shift; the dry run says so."""
+    from sgdtemp.presets.cifar10_temperature import GRIDS, PARAMETERS, training_configs
+
+    cfg = PARAMETERS.resolve(fidelity="paper")
+    runs = training_configs(cfg)
+    stationary = GRIDS["stationary"]
+    assert cfg.weight_decay == stationary["weight_decay"] > 0
+    assert cfg.shift_strength == stationary["shift_strength"] < 1
+    assert all(c["record_weight_norms"] and c["shift_strength"] == cfg.shift_strength for c in runs)
+    assert {c["weight_decay"] for c in runs} == {cfg.weight_decay, *cfg.decay_arm}
+    r = run_script("--dry-run", "--store", str(tmp_path / "s"))
+    assert r.returncode == 0, r.stderr
+    head = r.stdout.splitlines()[0]
+    assert f"weight decay {cfg.weight_decay:g}" in head and "weight norms recorded" in head
+    assert f"shift strength {cfg.shift_strength:g}" in head

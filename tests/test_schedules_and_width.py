@@ -107,7 +107,8 @@ def test_later_options_keep_old_keys_at_their_defaults_and_change_them_otherwise
     assert config_key(cfg) == config_key(old)
     changes = dict(depth=3, schedule="cyclic_lr", cycle_ratio=2.0, cycle_epochs=1.0,
                    curvature_frobenius=True, grad_penalty=0.01, enhance_alpha=0.5,
-                   curvature_batchnorm="train", noise_scale_every=1)
+                   curvature_batchnorm="train", noise_scale_every=1,
+                   record_weight_norms=True, shift_strength=0.5)
     assert set(changes) == set(KEYED_WHEN_SET)
     for k, v in changes.items():
         assert config_key({**cfg, k: v}) != config_key(cfg), k

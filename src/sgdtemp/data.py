@@ -441,31 +441,44 @@ def corrupt_labels(y: np.ndarray, fraction: float, n_classes: int, seed: int) ->
 
 
 def domain_shifted(x: np.ndarray, seed: int = 0, *, contrast: float = 0.5,
-                   noise_std: float = 0.08) -> np.ndarray:
+                   noise_std: float = 0.08, strength: float = 1.0) -> np.ndarray:
     """A fixed corruption of uint8 images (N, H, W) or (N, H, W, C), same shape and dtype.
 
-    Every image goes through the same three steps, on the [0, 1] scale:
+    Every image goes through the same three steps, on the [0, 1] scale, each scaled by the
+    corruption ``strength`` s ∈ [0, 1]:
 
-    1. contrast reduction: x ← m + c (x − m), m its own per-channel mean, c = ``contrast``;
-    2. blur: the 3×3 binomial kernel [1 2 1]ᵀ[1 2 1]/16 with edge-replicating borders;
-    3. additive Gaussian noise of std ``noise_std`` (seeded by ``seed``),
-       then clip to [0, 1] and round to uint8.
+    1. contrast reduction: x ← m + c (x − m), m its own per-channel mean,
+       c = 1 − s·(1 − ``contrast``) (s = 1: c = ``contrast``, halved by default);
+    2. blur: x ← (1 − s)·x + s·K∗x, K the 3×3 binomial kernel [1 2 1]ᵀ[1 2 1]/16 with
+       edge-replicating borders;
+    3. additive Gaussian noise of std s·``noise_std`` (seeded by ``seed``; the same draws at
+       every s), then clip to [0, 1] and round to uint8.
 
-    The result depends only on ``x`` and ``seed``.
+    s = 1 is the original corruption, bit for bit (the reference runs' shifted test set);
+    s = 0 returns the images unchanged; in between each step is weakened linearly, so the
+    corruptions at different s are nested. The result depends only on ``x``, ``seed`` and
+    the three numbers.
     """
     x = np.asarray(x)
     if x.dtype != np.uint8 or x.ndim not in (3, 4):
         raise ValueError("domain_shifted expects uint8 images (N, H, W) or (N, H, W, C).")
+    if not 0.0 <= strength <= 1.0:
+        raise ParameterError(f"shift_strength must be a number between 0 and 1; got {strength!r}.")
     z = x.astype(np.float32) / 255.0
     if z.ndim == 3:
         z = z[..., None]
+    if strength == 1.0:  # the original arithmetic, unchanged
+        c, s, sigma = contrast, 1.0, noise_std
+    else:
+        c, s, sigma = 1.0 - strength * (1.0 - contrast), strength, strength * noise_std
     m = z.mean(axis=(1, 2), keepdims=True)
-    z = m + contrast * (z - m)
+    z = m + c * (z - m)
     p = np.pad(z, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-    z = (p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]) / 4.0  # vertical [1 2 1]/4
-    z = (z[:, :, :-2] + 2 * z[:, :, 1:-1] + z[:, :, 2:]) / 4.0  # horizontal
+    zb = (p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]) / 4.0  # vertical [1 2 1]/4
+    zb = (zb[:, :, :-2] + 2 * zb[:, :, 1:-1] + zb[:, :, 2:]) / 4.0  # horizontal
+    z = zb if s == 1.0 else (1.0 - s) * z + s * zb
     rng = np.random.default_rng([seed, 303])
-    z = z + noise_std * rng.standard_normal(z.shape, dtype=np.float32)
+    z = z + sigma * rng.standard_normal(z.shape, dtype=np.float32)
     out = np.rint(np.clip(z, 0.0, 1.0) * 255.0).astype(np.uint8)
     return out.reshape(x.shape)
 
@@ -493,7 +506,8 @@ class Dataset:
 
     ``mean``/``std`` are the per-channel statistics of the full training set on the
     [0, 1] scale, used to normalise: x_float = (x/255 − mean)/std.
-    ``x_shift``/``y_shift`` is :func:`domain_shifted` of the test set (same labels).
+    ``x_shift``/``y_shift`` is :func:`domain_shifted` of the test set (same labels), at
+    corruption strength ``shift_strength``.
     """
 
     name: str
@@ -509,6 +523,7 @@ class Dataset:
     classes: tuple[str, ...]
     train_index: np.ndarray  # indices of the training subset in the full training set
     label_noise: float = 0.0
+    shift_strength: float = 1.0
 
     @property
     def in_channels(self) -> int:
@@ -523,14 +538,16 @@ class Dataset:
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
                  n_train: int | None = None, seed: int = 0, label_noise: float = 0.0,
-                 shift_seed: int = 0, download: bool = False) -> Dataset:
+                 shift_seed: int = 0, shift_strength: float = 1.0,
+                 download: bool = False) -> Dataset:
     """The data set ``name`` ∈ {"cifar10", "fashion_mnist"} as a :class:`Dataset`.
 
     ``n_train``: a class-balanced subset of that many training examples
     (:func:`stratified_subset`, seeded by ``seed``; None = all). ``label_noise``: the
     fraction of training labels replaced by a wrong one (:func:`corrupt_labels`, seeded by
     ``seed``). The test set is always complete; the shifted test set is
-    :func:`domain_shifted` (``shift_seed``) of it, the same for every run.
+    :func:`domain_shifted` (``shift_seed``, corruption strength ``shift_strength``) of it,
+    the same for every run.
     """
     import torch
 
@@ -549,7 +566,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     y_train = ytr[idx]
     if label_noise:
         y_train = corrupt_labels(y_train, label_noise, k, seed)
-    xsh = _derived(xte, f"shift{shift_seed}", lambda: domain_shifted(xte, shift_seed))
+    strength = float(shift_strength)
+    name = f"shift{shift_seed}" + ("" if strength == 1.0 else f"-s{strength!r}")
+    xsh = _derived(xte, name, lambda: domain_shifted(xte, shift_seed, strength=strength))
 
     def nchw(a: np.ndarray) -> torch.Tensor:
         a = a[:, None] if a.ndim == 3 else a.transpose(0, 3, 1, 2)
@@ -561,5 +580,5 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
         x_test=nchw(xte), y_test=torch.from_numpy(np.array(yte, np.int64)),
         x_shift=nchw(xsh), y_shift=torch.from_numpy(np.array(yte, np.int64)),
         n_classes=k, mean=mean, std=std, classes=classes, train_index=idx,
-        label_noise=float(label_noise),
+        label_noise=float(label_noise), shift_strength=strength,
     )

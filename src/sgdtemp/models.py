@@ -124,6 +124,55 @@ def build_model(name: str, n_classes: int = 10, in_channels: int = 3, *,
     raise ParameterError(f"model must be one of {', '.join(map(repr, MODELS))}; got {name!r}.")
 
 
+#: Layers between a convolution (or linear map) and its BatchNorm that commute with a positive
+#: scaling of their input, channel by channel: f(c·z + b) = c·f(z) + b for c > 0.
+_SCALE_COMMUTING = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveMaxPool2d,
+                    nn.AdaptiveAvgPool2d, nn.Identity)
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def scale_invariant_weights(model: nn.Module) -> list[str]:
+    """Names (as in ``model.named_parameters()``) of the weights the training-mode output does
+    not see the scale of: the weight of every ``Conv2d``/``Linear`` whose output feeds one
+    BatchNorm and nothing else, directly or through layers that commute with a positive
+    scaling (max and average pooling, identity), found on the module graph traced by
+    ``torch.fx``.
+
+    Why these: a BatchNorm in training mode normalises each channel by the batch's own mean
+    and standard deviation, so BN(c·Wx + b) = BN(Wx) for every c > 0 (and any bias b), and a
+    max-pool between them does not change that (maxpool(c·z) = c·maxpool(z)). The loss is
+    then invariant under W → cW, its gradient is orthogonal to W and scales as 1/|W|. Each
+    output channel is scale-invariant by itself; so is the whole list taken together.
+
+    ``small_cnn``: the three convolutions ``0.weight``, ``4.weight``, ``8.weight`` (each
+    conv → maxpool → BatchNorm), not the final linear layer (nothing normalises its output)
+    nor BatchNorm's own weight and bias. ``resnet``: every convolution (each is followed by
+    its BatchNorm). The ``mlp`` has none. Invariance holds up to BatchNorm's ε (1e-5 added
+    to the batch variance) and only in training mode (evaluation uses running statistics).
+    """
+    import torch.fx
+
+    graph = torch.fx.symbolic_trace(model).graph
+    modules = dict(model.named_modules())
+    names = []
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[node.target], (nn.Conv2d, nn.Linear)):
+            continue
+        cur = node
+        while len(cur.users) == 1:
+            (nxt,) = cur.users
+            if nxt.op != "call_module":
+                break
+            m = modules[nxt.target]
+            if isinstance(m, _BATCHNORMS):
+                names.append(f"{node.target}.weight")
+                break
+            if not isinstance(m, _SCALE_COMMUTING):
+                break
+            cur = nxt
+    return names
+
+
 def n_parameters(model: nn.Module) -> int:
     """Number of trainable scalars."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -66,6 +66,8 @@ KEYED_WHEN_SET: dict[str, Any] = {
     "enhance_alpha": 0.0,
     "curvature_batchnorm": "eval",
     "noise_scale_every": 0,
+    "record_weight_norms": False,
+    "shift_strength": 1.0,
 }
 
 

@@ -102,6 +102,19 @@ CONFIG_KEYS: dict[str, tuple[Any, Any, str]] = {
                           "measure the gradient noise scale B_simple = tr Σ/|G|² on "
                           "curvature_examples training examples every this many epochs, from "
                           "epoch 0, and at the last epoch (0: never)"),
+    "record_weight_norms": (False, _bool,
+                            "record after every epoch the squared norms |w|² of the scale-invariant "
+                            "weights (the conv/linear weights that feed a BatchNorm: "
+                            "sgdtemp.models.scale_invariant_weights), per layer and summed, and "
+                            "the effective temperature T/|w|² (BatchNorm models, trained one at a "
+                            "time)"),
+    # a float only: an int 1 would key the same run apart from the default 1.0
+    "shift_strength": (1.0, lambda v: None if isinstance(v, float) and 0.0 <= v <= 1.0
+                       else "a float between 0.0 and 1.0",
+                       "strength s of the test set's domain shift (sgdtemp.data.domain_shifted): "
+                       "contrast 1 − s/2, s × a 3×3 blur, Gaussian noise of std 0.08·s; 1.0 is "
+                       "the original shift, 0.0 none (read by the one-at-a-time loop of "
+                       "BatchNorm models)"),
 }
 
 #: Options that may differ between runs trained together in one vectorized group.
@@ -340,9 +353,10 @@ def run_training(config: dict, *, progress: bool = True, data: Dataset | None = 
 def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> dict:
     from tqdm import tqdm
 
-    if data is None:
+    if data is None or data.shift_strength != cfg["shift_strength"]:
         data = load_dataset(cfg["dataset"], cfg["data_dir"], n_train=cfg["n_train"],
-                            seed=cfg["data_seed"], label_noise=cfg["label_noise"])
+                            seed=cfg["data_seed"], label_noise=cfg["label_noise"],
+                            shift_strength=cfg["shift_strength"])
     on_cuda = dev.type == "cuda"
     # bf16 autocast on the GPU only: on the CPU it is slower and changes the numbers.
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda else nullcontext
@@ -382,6 +396,17 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
     curves: dict[str, list] = {"epoch": [], **{k: [] for k in names}}
 
     noise_scale: dict[str, list] | None = {} if cfg["noise_scale_every"] else None
+    # Scale-invariant weights (conv/linear weights feeding a BatchNorm): their squared norms
+    # and the temperature T/|w|² they feel, T = η/B of the step that ended the epoch.
+    invariant = None
+    if cfg["record_weight_norms"]:
+        from sgdtemp.models import scale_invariant_weights
+
+        invariant = scale_invariant_weights(model)
+        named = dict(model.named_parameters())
+        invariant_params = [named[k] for k in invariant]
+        curves.update(weight_sq_norm=[], weight_sq_norm_per_layer=[], effective_temperature=[],
+                      effective_temperature_per_layer=[])
 
     def record(epoch: int) -> None:
         curves["epoch"].append(epoch)
@@ -389,6 +414,18 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
             loss, acc = evaluate(model, xe, ye, mean, std, memory_format=fmt, autocast=autocast)
             curves[f"{s}_loss"].append(loss)
             curves[f"{s}_acc"].append(acc)
+        if invariant is not None:
+            if epoch:  # the last step of the epoch
+                b_t, c_t = plan[epoch - 1][-1]
+            else:  # the first step to come
+                b_t, c_t = plan[0][0] if plan else (bsz, 1.0)
+            temperature = cfg["lr"] * c_t / b_t
+            with torch.no_grad():
+                sq = [float(p.detach().double().pow(2).sum()) for p in invariant_params]
+            curves["weight_sq_norm_per_layer"].append(sq)
+            curves["weight_sq_norm"].append(sum(sq))
+            curves["effective_temperature_per_layer"].append([temperature / v for v in sq])
+            curves["effective_temperature"].append(temperature / sum(sq))
         if noise_scale is not None and _noise_scale_due(cfg, epoch):
             _append(noise_scale, epoch, _noise_scale_point(model, cfg, x_train, y_train, mean, std, fmt))
 
@@ -480,6 +517,8 @@ def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> 
         result["schedule_trace"] = trace
     if noise_scale is not None:
         result["noise_scale"] = noise_scale
+    if invariant is not None:
+        result["scale_invariant_weights"] = invariant  # the layers of the per-layer curves
     if diverged_step is None and (cfg["curvature"] or cfg["gradient_noise"]):
         result.update(_end_measurements(model, cfg, x_train, y_train, mean, std, fmt))
     return _plain(result)

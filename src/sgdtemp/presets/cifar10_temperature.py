@@ -11,10 +11,14 @@
 * The **long arm**: the grid's runs at the smallest batch size, first seed, coldest and
   hottest temperature, trained for ``long_epochs`` instead of ``epochs`` (0: none), to see
   when the training loss stops falling.
+* The **decay arm** (weight decay λ): at ``break_temperature`` and the grid's largest batch
+  B₀, each λ of ``decay_arm`` with ``decay_arm_seeds`` seeds; beside the grid's own λ
+  (``weight_decay``) it gives the slope of the equilibrium weight norm in log λ.
 
 :func:`training_configs` turns the chapter's parameters into run configurations, in the
 order a partial sweep is most useful in: the first seed of every (T, B) pair, then the
-second seed of every pair, ..., then the breaking arm (seed by seed), then the long arm.
+second seed of every pair, ..., then the breaking arm (seed by seed), then the decay arm
+(seed by seed), then the long arm.
 The chapter and ``python -m sgdtemp sweep --preset cifar10_temperature:<fidelity>`` both
 use it, so they read and write the same results in the store.
 
@@ -24,8 +28,10 @@ takes (:data:`GRIDS`): ``smoke`` (CI, seconds), ``quick`` (the first, 6-epoch gr
 ``results/cifar10_temperature_quick``, its default store), ``reference`` (all 50,000
 images, 30 epochs, no augmentation, curvature of the loss SGD descends: hours of CPU),
 ``reference_90`` (the same for 90 epochs, the length the long arm showed the training
-loss needs to plateau: its sweep is under way, in the chapter's store) and ``paper`` (a
-ResNet on a GPU). Each fidelity has its grid (:data:`FIDELITY_GRID`);
+loss needs to plateau: its sweep is under way, in the chapter's store), ``stationary``
+(issue 21: the reference setup with weight decay, so that SGD has a stationary state; see
+below) and ``paper`` (the stationary design on a ResNet, on a GPU). Each fidelity has its
+grid (:data:`FIDELITY_GRID`);
 ``default`` takes ``reference``, whose 23 runs are committed in
 ``results/cifar10_temperature`` (so the book reads them instead of training). The
 reference sweep is (re)computed with
@@ -34,6 +40,23 @@ reference sweep is (re)computed with
 Every run evaluates the test set and the domain-shifted test set on the same fixed
 class-balanced subset of ``n_test`` images (so the two gaps differ by the shift alone):
 evaluating all 20,000 images after every epoch would cost more CPU time than training.
+The shift's corruption strength is ``shift_strength`` (1: the original corruption, which
+leaves the reference networks near chance; ``sgdtemp.data.domain_shifted``).
+
+**The stationary grid** (issue 21). Without weight decay the reference setup has no
+stationary state: the convolutions in front of a BatchNorm are scale-invariant
+(``sgdtemp.models.scale_invariant_weights``), so their norm |w| grows without bound and the
+temperature they feel, T/|w|², drifts down. With coupled weight decay λ
+(``torch.optim.SGD(weight_decay=λ)`` adds λw to the gradient, so a step multiplies w by
+1 − ηλ before the gradient step) a step changes |w|² by −2ηλ|w|² + η²|g̃|²/|w|² (the
+gradient is orthogonal to w and scales as 1/|w|; g̃ is the gradient at |w| = 1), which
+balances at |w|⁴ = η|g̃|²/(2λ) ≈ T·tr Σ̃/(2λ) where minibatch noise dominates
+(|g̃|² ≈ tr Σ̃/B): set by T and λ, not by η and B apart, and reached at the rate 4ηλ per
+step, i.e. in about 1/(4TλN) epochs. ``stationary`` takes λ = 5e-3, so that this time is
+two epochs at its coldest T (5e-4) on all 50,000 images, records the weight norms every
+epoch (``record_weight_norms``) and weakens the domain shift to ``shift_strength`` 0.4
+(pilot: results/cifar10_temperature/STATIONARY_PLAN.md). Its decay arm runs λ/2 and 2λ
+at T = 1e-3, whose products Tλ equal those of the grid's coldest and hottest cells.
 """
 
 from __future__ import annotations
@@ -72,6 +95,11 @@ _REFERENCE: dict[str, Any] = dict(
     curvature_probes=16, curvature_iters=16, break_temperature=1e-3, break_betas=[2, 4, 8],
     break_seeds=1, plateau_epochs=10, long_epochs=90)
 
+#: The options added for issue 21, at the values that leave a grid's runs (and store keys)
+#: as they were: no weight decay, no decay arm, no norm records, the original shift.
+_NO_DECAY: dict[str, Any] = dict(weight_decay=0.0, decay_arm=[], decay_arm_seeds=1,
+                                 record_weight_norms=False, shift_strength=1.0)
+
 #: The preset tables: for each grid, a value of every chapter parameter below.
 GRIDS: dict[str, dict[str, Any]] = {
     "smoke": dict(
@@ -79,7 +107,7 @@ GRIDS: dict[str, dict[str, Any]] = {
         temperatures=[2.5e-4, 1e-3, 4e-3], batch_sizes=[10, 20, 40], n_seeds=2, epochs=3,
         n_train=500, n_test=250, curvature_batchnorm="train", curvature_examples=80,
         curvature_probes=6, curvature_iters=5, break_temperature=1e-3, break_betas=[2, 4],
-        break_seeds=1, plateau_epochs=3, long_epochs=6),
+        break_seeds=1, plateau_epochs=3, long_epochs=6, **_NO_DECAY),
     # The first grid (issue 3), kept reproducible: its 18 runs are committed. Its hottest
     # B = 128 pair (η = 0.512) is already past the breaking point, and its curvature is
     # measured with BatchNorm's running statistics.
@@ -88,20 +116,35 @@ GRIDS: dict[str, dict[str, Any]] = {
         temperatures=[2.5e-4, 1e-3, 4e-3], batch_sizes=[32, 64, 128], n_seeds=2, epochs=6,
         n_train=10_000, n_test=2000, curvature_batchnorm="eval", curvature_examples=512,
         curvature_probes=16, curvature_iters=12, break_temperature=1e-3, break_betas=[],
-        break_seeds=1, plateau_epochs=4, long_epochs=0),
-    "reference": _REFERENCE,  # issue 11's grid (above)
+        break_seeds=1, plateau_epochs=4, long_epochs=0, **_NO_DECAY),
+    "reference": {**_REFERENCE, **_NO_DECAY},  # issue 11's grid (above)
     # The reference grid at the length its long arm needed (the B = 32 runs settled at
     # epochs 83 and 65): 90 epochs for every run, breaking arm included. Its runs share the
     # chapter's store; two of them are the long arm's (same configurations, same keys).
-    "reference_90": {**_REFERENCE, "epochs": 90, "long_epochs": 0},
-    # A GPU: a ResNet (width 32), temperatures halved and batch sizes doubled (η ≤ 0.256
-    # again); sized for about 10 minutes of one H200 (bench/paper_cifar10_gpu.py).
+    "reference_90": {**_REFERENCE, **_NO_DECAY, "epochs": 90, "long_epochs": 0},
+    # Issue 21: the reference setup with a stationary state. Weight decay λ = 5e-3 (the norm
+    # of the scale-invariant convolutions relaxes in ~1/(4TλN) = 2 epochs at the coldest T),
+    # B ∈ {32, 128} × 4 seeds, the breaking arm with 2 seeds, the decay arm λ/2 and 2λ at
+    # T = 1e-3, norms recorded every epoch, the domain shift at strength 0.4 (the pilot's
+    # networks kept 82% of their clean accuracy there, 30–40% at the original strength 1).
+    # 34 runs of 40 epochs on all 50,000 images: about 5.3 CPU-hours (cpu_seconds_estimate).
+    "stationary": {
+        **_REFERENCE, "batch_sizes": [32, 128], "n_seeds": 4, "epochs": 40,
+        "break_seeds": 2, "long_epochs": 0, "weight_decay": 5e-3,
+        "decay_arm": [2.5e-3, 1e-2], "decay_arm_seeds": 2, "record_weight_norms": True,
+        "shift_strength": 0.4},
+    # A GPU: the stationary design on a ResNet (width 32), temperatures halved and batch
+    # sizes doubled (η ≤ 0.256 again; the norm relaxes in ~1/(4TλN) = 4 epochs at the
+    # coldest T); 34 runs, about 15 minutes of one H200 at 80,000 images/s
+    # (bench/paper_cifar10_gpu.py; no GPU has run it yet).
     "paper": dict(
         model="resnet", width=32, augment=False,
-        temperatures=[2.5e-4, 5e-4, 1e-3], batch_sizes=[64, 128, 256], n_seeds=2, epochs=30,
+        temperatures=[2.5e-4, 5e-4, 1e-3], batch_sizes=[64, 256], n_seeds=4, epochs=30,
         n_train=50_000, n_test=5000, curvature_batchnorm="train", curvature_examples=2048,
         curvature_probes=32, curvature_iters=20, break_temperature=5e-4, break_betas=[2, 4, 8],
-        break_seeds=1, plateau_epochs=10, long_epochs=0),
+        break_seeds=2, plateau_epochs=10, long_epochs=0, weight_decay=5e-3,
+        decay_arm=[2.5e-3, 1e-2], decay_arm_seeds=2, record_weight_norms=True,
+        shift_strength=0.4),
 }
 
 
@@ -137,6 +180,16 @@ def _plateau_fits(cfg: Config) -> str | None:
     if cfg.plateau_epochs > cfg.epochs + 1:
         return (f"plateau_epochs must be at most epochs + 1 = {cfg.epochs + 1} (the points of the "
                 f"training-loss curve, epoch 0 included); got {cfg.plateau_epochs}.")
+    return None
+
+
+def _decay_arm_fits(cfg: Config) -> str | None:
+    if cfg.decay_arm and cfg.model == "mlp":
+        return ("decay_arm must be [] for the mlp (it has no scale-invariant weights whose "
+                "norm the arm measures); got " + repr(cfg.decay_arm) + ".")
+    if cfg.record_weight_norms and cfg.model == "mlp":
+        return ("record_weight_norms must be False for the mlp (it has no BatchNorm, so no "
+                "scale-invariant weights); got True.")
     return None
 
 
@@ -181,7 +234,9 @@ PARAMETERS = GridParameterSet(
               "preset table the parameters left None take: smoke, quick (6 epochs on 10k images, "
               "the first grid), reference (all 50k images, 30 epochs, no augmentation, "
               "T ∈ {5e-4, 1e-3, 2e-3} × B ∈ {32, 64, 128}, a breaking arm to B = 1024), "
-              "reference_90 (the same for 90 epochs) or paper"),
+              "reference_90 (the same for 90 epochs), stationary (weight decay 5e-3, "
+              "B ∈ {32, 128} × 4 seeds, 40 epochs, weight norms recorded, a decay arm, the "
+              "domain shift at strength 0.4) or paper (the stationary design on a ResNet, GPU)"),
         Param("data_dir", None, optional(text),
               "folder holding cifar10-jpeg.tar.gz or cifar-10-batches-py (None: $SGDTEMP_DATA)"),
         Param("download", True, one_of(True, False),
@@ -217,8 +272,21 @@ PARAMETERS = GridParameterSet(
         _p("long_epochs", in_range(0, 10_000, integer=True),
            "epochs of the long arm (the smallest batch at the coldest and the hottest "
            "temperature, first seed), which shows when the training loss plateaus; 0 for none"),
+        _p("weight_decay", in_range(0.0, 1.0),
+           "weight decay λ of every run but the decay arm's: coupled L2 (torch.optim.SGD adds "
+           "λw to the gradient, so a step multiplies w by 1 − ηλ first); 0 for none"),
+        _p("decay_arm", list_of(in_range(0.0, 1.0), min_len=0),
+           "weight decays λ of the decay arm, each run at break_temperature and "
+           "B₀ = max(batch_sizes); [] for none"),
+        _p("decay_arm_seeds", in_range(1, 50, integer=True), "seeds of each decay-arm run"),
+        _p("record_weight_norms", one_of(True, False),
+           "record every epoch |w|² of the scale-invariant weights (the convolutions in front "
+           "of a BatchNorm), per layer and summed, and the effective temperature T/|w|²"),
+        _p("shift_strength", in_range(0.0, 1.0),
+           "corruption strength s of the domain-shifted test set: contrast 1 − s/2, s × a "
+           "3×3 blur, noise std 0.08·s (1: the original shift, 0: none)"),
     ] + training_run_params(CHAPTER),
-    rules=[_batch_sizes_fit, _curvature_fits, _plateau_fits, _long_arm_fits],
+    rules=[_batch_sizes_fit, _curvature_fits, _plateau_fits, _long_arm_fits, _decay_arm_fits],
 )
 
 
@@ -235,6 +303,9 @@ def _fixed(cfg: Config) -> dict[str, Any]:
         # left out at their defaults, so the first grid's runs keep their store keys
         **({} if cfg.augment == (cfg.dataset == "cifar10") else {"augment": cfg.augment}),
         **({} if cfg.curvature_batchnorm == "eval" else {"curvature_batchnorm": "train"}),
+        # issue 21's options: at their defaults they are left out of a run's key by the store
+        weight_decay=float(cfg.weight_decay), record_weight_norms=bool(cfg.record_weight_norms),
+        shift_strength=float(cfg.shift_strength),
     )
 
 
@@ -247,8 +318,10 @@ def _curvature_examples(cfg: Config, batch_size: int) -> int:
 
 def arm_configs(cfg: Config) -> dict[str, Any]:
     """The runs, as complete configurations of ``sgdtemp.train.run_training``:
-    ``{"grid": runs[i_T][i_B][i_seed], "breaking": runs[i_beta][i_seed], "long": [coldest,
-    hottest]}``; a long run is the grid's (T, min B, first seed) run for ``long_epochs``."""
+    ``{"grid": runs[i_T][i_B][i_seed], "breaking": runs[i_beta][i_seed], "decay":
+    runs[i_lambda][i_seed], "long": [coldest, hottest]}``; a long run is the grid's (T, min B,
+    first seed) run for ``long_epochs``; a decay-arm run is the grid's (break_temperature, B₀)
+    cell with weight decay λ (whether or not break_temperature is one of the grid's)."""
     from sgdtemp.sweep import lr_for
     from sgdtemp.train import training_config
 
@@ -264,6 +337,10 @@ def arm_configs(cfg: Config) -> dict[str, Any]:
         breaking.append([training_config(**fixed, lr=lr_for(cfg.break_temperature, B), batch_size=B,
                                          seed=cfg.seed + i, curvature_examples=_curvature_examples(cfg, B))
                          for i in range(cfg.break_seeds)])
+    decay = [[training_config(**{**fixed, "weight_decay": float(lam)},
+                              lr=lr_for(cfg.break_temperature, B0), batch_size=int(B0),
+                              seed=cfg.seed + i, curvature_examples=_curvature_examples(cfg, B0))
+              for i in range(cfg.decay_arm_seeds)] for lam in cfg.decay_arm]
     long = []
     if cfg.long_epochs:
         B = min(cfg.batch_sizes)
@@ -271,18 +348,63 @@ def arm_configs(cfg: Config) -> dict[str, Any]:
             long.append(training_config(**{**fixed, "epochs": cfg.long_epochs}, lr=lr_for(T, B),
                                         batch_size=int(B), seed=cfg.seed,
                                         curvature_examples=_curvature_examples(cfg, B)))
-    return {"grid": grid, "breaking": breaking, "long": long}
+    return {"grid": grid, "breaking": breaking, "decay": decay, "long": long}
 
 
 def training_configs(cfg: Config) -> list[dict]:
     """Every run of the chapter, most useful first: seed by seed, each seed's (T, B) pairs
-    (T, then B), then the breaking arm seed by seed (β fastest), then the long arm."""
+    (T, then B), then the breaking arm seed by seed (β fastest), then the decay arm seed by
+    seed (λ fastest), then the long arm."""
     arms = arm_configs(cfg)
     out = [arms["grid"][i][j][s] for s in range(cfg.n_seeds)
            for i in range(len(cfg.temperatures)) for j in range(len(cfg.batch_sizes))]
     out += [arms["breaking"][k][s] for s in range(cfg.break_seeds)
             for k in range(len(cfg.break_betas))]
+    out += [arms["decay"][k][s] for s in range(cfg.decay_arm_seeds)
+            for k in range(len(cfg.decay_arm))]
     return out + arms["long"]
+
+
+#: small_cnn training throughput on one core of this project's 2-core machine, in images per
+#: CPU-second, by batch size: a few hundred steps of each (40 at B = 1024) on CIFAR-10, one
+#: torch thread, weight decay and norm records on, under ``nice`` beside two other sweeps
+#: (load 5–9), 2026-12-05. Repeated measurements differed by up to 17% (B = 32: 4,480,
+#: 3,713, 3,930; B = 128: 4,860, 4,484); the table takes the middle or lower values.
+SMALL_CNN_CPU_RATE = {32: 3900.0, 128: 4500.0, 256: 3700.0, 512: 3250.0, 1024: 3360.0}
+#: An evaluated image costs about a third of a trained one; a Hessian-vector product over an
+#: example about 3.5 (bench/paper_cifar10_gpu.py's HVP_COST).
+_EVAL_COST, _HVP_COST = 1 / 3, 3.5
+
+
+def cpu_seconds_estimate(config: dict) -> float:
+    """CPU-seconds one small_cnn run of ``config`` (a complete training configuration) costs
+    on this project's CPU: its training images (epochs × ⌊N/B⌋ × B), its evaluations (after
+    epoch 0 and every epoch: the training, test and shifted-test subsets) and its curvature
+    (probes + Lanczos iterations, each a Hessian-vector product over the curvature
+    examples), at :data:`SMALL_CNN_CPU_RATE` (interpolated in log B; the rate of B = 128 for
+    evaluation and curvature). Raises ValueError for another model."""
+    import math
+
+    if config["model"] != "small_cnn":
+        raise ValueError(f"cpu_seconds_estimate knows small_cnn only; got {config['model']!r}.")
+    n = config["n_train"] or N_TRAIN_FULL[config["dataset"]]
+    B = config["batch_size"]
+    bs = sorted(SMALL_CNN_CPU_RATE)
+    lb = min(max(math.log(B), math.log(bs[0])), math.log(bs[-1]))
+    i = max(j for j in range(len(bs)) if math.log(bs[j]) <= lb)
+    if i == len(bs) - 1:
+        rate = SMALL_CNN_CPU_RATE[bs[i]]
+    else:
+        f = (lb - math.log(bs[i])) / (math.log(bs[i + 1]) - math.log(bs[i]))
+        rate = (1 - f) * SMALL_CNN_CPU_RATE[bs[i]] + f * SMALL_CNN_CPU_RATE[bs[i + 1]]
+    train = config["epochs"] * (n // B) * B / rate
+    per_eval = config["eval_train_examples"] + 2 * (config["eval_test_examples"] or N_TEST_FULL)
+    evaluation = (config["epochs"] + 1) * per_eval * _EVAL_COST / SMALL_CNN_CPU_RATE[128]
+    curv = 0.0
+    if config["curvature"]:
+        curv = ((config["curvature_probes"] + config["curvature_iters"])
+                * config["curvature_examples"] * _HVP_COST / SMALL_CNN_CPU_RATE[128])
+    return train + evaluation + curv
 
 
 def required_datasets(cfg: Config) -> list[str]:

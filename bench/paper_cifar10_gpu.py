@@ -6,7 +6,7 @@ What it does, top to bottom:
 
 1. resolves the chapter's ``paper`` grid (``sgdtemp.presets.cifar10_temperature``: issue
    21's stationary design on a ResNet on all 50,000 training images — coupled weight decay
-   λ = 5e-3 on every run, a decay arm at λ/2 and 2λ, the norms of the scale-invariant
+   λ = 5e-3 on every run, a decay arm at 0, λ/2 and 2λ, the norms of the scale-invariant
    convolutions and the effective temperature T/|w|² recorded every epoch, the domain
    shift at corruption strength 0.4; ``-p`` overrides any chapter parameter, e.g.
    ``-p weight_decay 0.0 -p decay_arm [] -p shift_strength 1.0`` for the old no-decay
@@ -26,7 +26,7 @@ What it does, top to bottom:
 
 The store is the committed ``results/cifar10_temperature`` by default: commit the new
 ``*.json`` files it lists. Exit status: 0 done, 1 some runs failed, 2 bad input or no GPU.
-Budget: the grid (34 runs of 30 epochs) is sized for about 15 minutes of one H200 at the
+Budget: the grid (36 runs of 30 epochs) is sized for about 15 minutes of one H200 at the
 assumed rate; nothing here has been run on one yet (no GPU was lent while it was written),
 so the first run's printed rate is the figure to trust, not ``--assume-rate``.
 """

@@ -145,7 +145,7 @@ def test_the_stationary_grid_is_issue_21s_design():
     decay = [c for cell in arms["decay"] for c in cell]
     assert len(brk) == 2 * len(cfg.break_betas) and cfg.break_seeds == 2
     runs = c10.training_configs(cfg)
-    assert len(runs) == len(grid) + len(brk) + len(decay) == 34 and arms["long"] == []
+    assert len(runs) == len(grid) + len(brk) + len(decay) == 36 and arms["long"] == []
     for c in runs:  # what the chapter's store holds: all 50,000 images, at least 30 epochs
         assert c["model"] == "small_cnn" and c["n_train"] == 50_000 and c["epochs"] >= 30
         assert c["record_weight_norms"] is True and c["shift_strength"] == 0.4
@@ -155,11 +155,12 @@ def test_the_stationary_grid_is_issue_21s_design():
     # relaxation of the weight norm, ~1/(4TλN) epochs: a few epochs at the coldest T
     relax = 1 / (4 * min(cfg.temperatures) * cfg.weight_decay * cfg.n_train)
     assert 1 <= relax <= cfg.epochs / 10
-    # the decay arm: λ/2 and 2λ at T = break_temperature, B₀; its Tλ are the grid's extremes
-    assert sorted({c["weight_decay"] for c in decay}) == [2.5e-3, 1e-2] and len(decay) == 4
+    # the decay arm: 0 (control), λ/2 and 2λ at T = break_temperature, B₀; the Tλ of the
+    # last two are the grid's extremes
+    assert sorted({c["weight_decay"] for c in decay}) == [0.0, 2.5e-3, 1e-2] and len(decay) == 6
     for c in decay:
         assert c["batch_size"] == 128 and c["lr"] / c["batch_size"] == pytest.approx(1e-3)
-    t_lam = sorted({c["lr"] / c["batch_size"] * c["weight_decay"] for c in decay})
+    t_lam = sorted({c["lr"] / c["batch_size"] * c["weight_decay"] for c in decay} - {0.0})
     assert t_lam == pytest.approx([min(cfg.temperatures) * 5e-3, max(cfg.temperatures) * 5e-3])
     assert len({config_key(c) for c in runs}) == len(runs)
 
@@ -195,8 +196,8 @@ def test_the_stationary_grid_is_reachable_from_the_sweep_command(tmp_path, capsy
     assert main(["sweep", "--preset", "cifar10_temperature:default", "-p", "grid", "stationary",
                  "--store", str(tmp_path / "s"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("34 runs, 0 already in") and "34 to compute" in out
-    assert out.count("model=small_cnn") == 34 and not (tmp_path / "s").exists()
+    assert out.startswith("36 runs, 0 already in") and "36 to compute" in out
+    assert out.count("model=small_cnn") == 36 and not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("values,start", [

@@ -96,3 +96,73 @@ def test_verdict_counts_and_what_would_resolve_an_unresolved_claim(store, monkey
     [r] = cr.resolutions(["cifar10_temperature"])
     # detectable 0.3 against a margin 0.1: (0.3/0.1)² = 9 times the seeds, 8 × 2 CPU-hours more
     assert r.id == "c" and r.factor == pytest.approx(9.0) and r.cpu_hours == pytest.approx(16.0)
+
+
+def test_monte_carlo_checks_are_read_as_what_they_are():
+    # records before the third kind: a Monte Carlo check was an "identity" below rate 1
+    assert cr.kind_of({"kind": "identity", "expected_rate": 0.9973}) == "monte_carlo_check"
+    assert cr.kind_of({"kind": "identity", "expected_rate": 1.0}) == "identity"
+    assert cr.kind_of({"kind": "monte_carlo_check", "expected_rate": 0.9973}) == "monte_carlo_check"
+    assert cr.kind_of({"id": "old"}) == "statistical"
+
+
+def test_poisson_binomial_tail_is_exact():
+    from itertools import product
+
+    from scipy import stats
+
+    assert cr.poisson_binomial_sf(3, [0.1] * 8) == pytest.approx(stats.binom.sf(2, 8, 0.1))
+    probs = [0.01, 0.2, 0.5, 0.003]
+    brute = sum(
+        __import__("math").prod(p if x else 1 - p for p, x in zip(probs, xs))
+        for xs in product([0, 1], repeat=4) if sum(xs) >= 2)
+    assert cr.poisson_binomial_sf(2, probs) == pytest.approx(brute)
+    assert cr.poisson_binomial_sf(0, probs) == 1.0 and cr.poisson_binomial_sf(5, probs) == 0.0
+
+
+def test_observed_failures_against_expected(store):
+    # 20 claims at 99.73% over 5 seeds: 0.27 failures expected; one claim fails 3 times
+    for s in range(10, 15):
+        _store(store, "intro", s, [_claim(f"c{i}", not (i == 0 and s < 13)) for i in range(20)]
+               + [_claim("norate", False, None)])
+    rates = cr.claim_rates("intro")
+    f = cr.failure_count(rates)
+    assert f.n_runs == 100 and f.expected == pytest.approx(100 * (1 - 0.9973))
+    assert f.observed == 3 and f.p_value < 0.01 and f.excess()
+    rest = cr.failure_count(rates, exclude=[("intro", "c0")])
+    assert rest.observed == 0 and rest.p_value == 1.0 and not rest.excess()
+    assert rates[0].n_fail == 3 and rates[0].verdicts[0] == (10, "fails")
+
+
+def test_unresolved_runs_are_not_failures(store):
+    unresolved = dict(_claim("u", False), verdict="unresolved")
+    for s in (1, 2):
+        _store(store, "intro", s, [unresolved])
+    [r] = cr.claim_rates("intro")
+    assert r.n_hold == 0 and r.n_fail == 0 and r.p_value == pytest.approx(1.0)
+    assert [v for _, v in r.verdicts] == ["unresolved", "unresolved"]
+
+
+def test_numbers_for_a_reader():
+    assert cr.percent(0.9973002) == "99.73%" and cr.percent(0.999) == "99.90%"
+    assert cr.percent(1.0) == "100%" and cr.percent(None) == "–"
+    assert cr.percent(0.99999979) == "99.999979%"
+    assert cr.scientific(0.0134) == "0.013" and cr.scientific(4.2e-34) == "4.2 × 10⁻³⁴"
+    assert cr.scientific(None) == "–" and cr.scientific(float("nan")) == "–"
+
+
+def test_report_tables_read_verdict_first_and_print_no_repr(store):
+    for s in (10, 11):
+        _store(store, "intro", s, [_claim("ok", True),
+                                   _claim("mc", s == 10, 0.9973, "identity")])
+    html = cr.toy_table_html("intro", cr.claim_rates("intro"))
+    assert html.index(">by seed<") < html.index(">claim<")
+    assert "Monte Carlo check" in html and "implementation check" not in html
+    assert "Flagged</b>: failed at seed 11" in html  # 1 of 2 at 99.73%: P = 0.0054
+    measured = {"F": 0.72, "p": 0.891}
+    net = [dict(_claim("n1", True), measured=measured),
+           dict(_claim("n2", False), verdict="unresolved", detectable=0.3, margin=0.1)]
+    html = cr.network_table_html("cifar10_temperature", net)
+    assert "{'" not in html and "F: 0.72, p: 0.891" in html
+    assert "unresolved" in html and "margin 0.1" in html
+    assert "1 hold, 1 unresolved" in html

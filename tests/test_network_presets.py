@@ -70,7 +70,11 @@ def test_implicit_regularization_adds_the_regularizer_at_the_small_lr_only(fidel
     # The plain cell the regularized runs are compared with has their seeds; the others net_seeds.
     seeds_at = lambda lr: sorted(c["seed"] for c in arms["plain"] if c["lr"] == lr)
     assert seeds_at(cfg.net_reg_lr) == sorted({c["seed"] for c in arms["regularized"]})
-    assert all(len(seeds_at(lr)) == cfg.net_seeds for lr in cfg.net_lrs if lr != cfg.net_reg_lr)
+    targets = ir.compared_lrs(cfg)
+    assert targets[0] == cfg.net_reg_lr and all(
+        any(abs(lr - 4 * lam) < 1e-12 for lam in cfg.net_reg_strengths) for lr in targets[1:])
+    for lr in cfg.net_lrs:
+        assert len(seeds_at(lr)) == (cfg.net_reg_seeds if lr in targets else cfg.net_seeds)
 
 
 def test_bad_network_parameters_are_refused_in_one_sentence():

@@ -117,7 +117,8 @@ def _common(cfg: Config) -> dict:
 
 def net_configs(cfg: Config) -> dict[str, list[dict]]:
     """The network runs: ``plain`` (lr in ``net_lrs``, seed in ``net_seeds``; the last
-    fastest; then the extra seeds up to ``net_reg_seeds`` at ``net_reg_lr``) and
+    fastest; then the extra seeds up to ``net_reg_seeds`` at every lr of
+    :func:`compared_lrs`) and
     ``regularized`` (λ in ``net_reg_strengths``, seed in ``net_reg_seeds``), as complete
     training configurations."""
     from sgdtemp.train import training_config
@@ -125,11 +126,20 @@ def net_configs(cfg: Config) -> dict[str, list[dict]]:
     seeds = [cfg.net_seed + i for i in range(cfg.net_seeds)]
     reg_seeds = [cfg.net_seed + i for i in range(cfg.net_reg_seeds)]
     plain = [dict(_common(cfg), lr=lr, seed=s) for lr in cfg.net_lrs for s in seeds]
-    plain += [dict(_common(cfg), lr=cfg.net_reg_lr, seed=s) for s in reg_seeds[len(seeds):]]
+    plain += [dict(_common(cfg), lr=lr, seed=s) for lr in compared_lrs(cfg)
+              for s in reg_seeds[len(seeds):]]
     reg = [dict(_common(cfg), lr=cfg.net_reg_lr, grad_penalty=float(lam), seed=s)
            for lam in cfg.net_reg_strengths for s in reg_seeds]
     return {"plain": [training_config(**c) for c in plain],
             "regularized": [training_config(**c) for c in reg]}
+
+
+def compared_lrs(cfg: Config) -> list[float]:
+    """The plain cells the regularized runs are compared with, which get ``net_reg_seeds``
+    seeds: ``net_reg_lr`` (the baseline) and, for each λ, the learning rate ε′ = 4λ that the
+    regularizer mimics (λ = ε′/4), where it is on the grid."""
+    targets = [lr for lr in cfg.net_lrs if any(abs(lr - 4 * lam) < 1e-9 * lr for lam in cfg.net_reg_strengths)]
+    return [cfg.net_reg_lr] + [lr for lr in targets if lr != cfg.net_reg_lr]
 
 
 def training_configs(cfg: Config) -> list[dict]:

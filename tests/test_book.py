@@ -86,3 +86,26 @@ def test_every_chapter_offers_its_executed_notebook(smoke_book):
         code = [c for c in offered.cells if c.cell_type == "code"]
         assert code and all(c.get("execution_count") for c in code), \
             f"{chapter}: the offered notebook is not the executed one"
+
+
+def chapter_label(chapter: str) -> str:
+    """The label a chapter's title carries, ``(label)=`` on the line above it."""
+    import re
+
+    text = (ROOT / "book" / f"{chapter}.md").read_text()
+    return re.search(r"^\(([\w-]+)\)=\s*\n#\s", text, re.M).group(1)
+
+
+def test_intro_maps_every_chapter_in_book_order():
+    """The intro's map names each chapter once, in the order of the table of contents."""
+    import re
+
+    intro = (ROOT / "book" / "intro.md").read_text()
+    section = intro[intro.index("## A map of the book"):]
+    section = section[:section.index("\n## ", 5)]
+    cited = []
+    for label in re.findall(r"\{ref\}`([\w-]+)`", section):
+        if label not in cited:
+            cited.append(label)
+    expected = [chapter_label(c) for c in toc_chapters() if c != "intro"]
+    assert cited == expected

@@ -15,6 +15,19 @@ network otherwise cut off, as on an offline machine. On each page:
   under its number);
 - no severe message on the JavaScript console.
 
+What a reader sees (issue 23), each its own test so that a page's failures read one by one:
+
+- every figure has a caption (myst-nb figure metadata: ``<figure>`` with a ``<figcaption>``)
+  and is shown at 60% or more of its drawn size (its natural width at the figures' dpi:
+  the PNGs carry twice the pixels, ``savefig.dpi / figure.dpi``);
+- no ``nan``, no parameter name of the chapter (a name with an underscore, where a value
+  belongs) and no file-system path in the text a reader reads (prose, glued values, tables,
+  inline code outside code cells; folded content and the API reference aside);
+- the claims tables and the claims report's tables lie inside the text column, nothing of
+  them hidden in a scroll box;
+- visible prose outweighs visible code: words of prose (figure captions included) per word of
+  code in the code cells shown unfolded, reported per page with the longest visible cell.
+
 Chromium and chromedriver are Debian's packages (``make browser`` installs them; ``make
 test`` does so first); the driver is Selenium (pinned in requirements.txt).
 ``SGDTEMP_SCREENSHOTS=DIR`` also saves a full-width screenshot of each page there.
@@ -97,7 +110,45 @@ prose.querySelectorAll('.cell_input, .highlight, code, dt.sig, script, style, mj
 document.body.appendChild(prose); prose.style.display = 'none';
 const text = prose.innerText || prose.textContent;
 prose.remove();
-return {text, tables, equations, imgs, scripts,
+// What a reader sees (issue 23). Folded content (a closed <details>, e.g. a hidden cell's
+// input or an API dropdown) is not seen; the API reference (dl.py) is reference, not prose.
+const seen = el => el.getClientRects().length > 0 && !el.closest('details:not([open])');
+const figures = [...article.querySelectorAll('img')].filter(seen).map(i => {
+  const fig = i.closest('figure');
+  const cap = fig && fig.querySelector('figcaption');
+  return {src: i.getAttribute('src'), shown: i.getBoundingClientRect().width,
+          natural: i.naturalWidth, caption: cap ? cap.innerText.trim() : ''};
+});
+const arect = article.getBoundingClientRect();
+const reportTables = [...article.querySelectorAll('table')].filter(seen).map(t => {
+  const r = t.getBoundingClientRect();
+  let hidden = 0;
+  for (let a = t.parentElement; a && a !== article; a = a.parentElement) {
+    if (getComputedStyle(a).overflowX !== 'visible') hidden = Math.max(hidden, a.scrollWidth - a.clientWidth);
+  }
+  return {cls: t.className, caption: (t.caption ? t.caption.innerText : '').slice(0, 60),
+          right: r.right, width: r.width, hidden, aleft: arect.left, aright: arect.right};
+});
+const reader = article.cloneNode(true);
+reader.querySelectorAll('details:not([open]), .toggle-details__container, dl.py, script, style, '
+                        + 'mjx-assistive-mml, .cell_input, div.highlight, pre, .sgdtemp-config')
+      .forEach(e => e.remove());
+const inline = [...reader.querySelectorAll('code')].filter(c => !c.closest('.cell_output'))
+      .map(c => c.textContent);
+reader.querySelectorAll('code').forEach(e => e.remove());
+document.body.appendChild(reader); reader.style.display = 'none';
+const readerText = reader.innerText || reader.textContent;
+// prose: the reader's text outside code cells, figure captions included
+reader.querySelectorAll('.cell_output').forEach(o => {
+  const caps = [...o.querySelectorAll('figcaption')].map(c => c.textContent).join(' ');
+  o.replaceWith(document.createTextNode(' ' + caps + ' '));
+});
+reader.querySelectorAll('mjx-container').forEach(m => m.replaceWith(document.createTextNode(' x ')));
+const proseText = reader.innerText || reader.textContent;
+reader.remove();
+const codeCells = [...article.querySelectorAll('.cell_input')].filter(seen).map(c => c.innerText);
+return {text, tables, equations, imgs, scripts, figures, reportTables, readerText, inline,
+        proseText, codeCells,
         nMath: mathEls.length, untypeset, host: location.host,
         mathjax: !!(window.MathJax && window.MathJax.version), docWidth: document.documentElement.scrollWidth, W};
 """
@@ -163,6 +214,7 @@ def page_problems(driver, url: str, shots: Path | None, name: str) -> list[str]:
     driver.get(url)
     status = driver.execute_async_script(WAIT_FOR_MATHJAX_JS)
     facts = driver.execute_script(PAGE_FACTS_JS)
+    FACTS[name] = facts
     problems = []
     if facts["W"] != WIDTH:
         problems.append(f"window is {facts['W']} px wide, not {WIDTH}")
@@ -225,6 +277,154 @@ def page_problems(driver, url: str, shots: Path | None, name: str) -> list[str]:
         driver.save_screenshot(str(shots / f"{name}.png"))
         driver.set_window_size(WIDTH, HEIGHT)
     return problems
+
+
+# ---------------------------------------------------------------- what a reader sees
+
+#: Facts of each page, measured once (by the first test that opens it).
+FACTS: dict[str, dict] = {}
+#: A figure must be shown at this fraction of its drawn size or more.
+MIN_FIGURE_SCALE = 0.6
+#: Visible words of prose per word of visible code, at least (QuantEcon: 1.6–6.1).
+MIN_PROSE_TO_CODE = 1.5
+#: Chapters whose pages are still below MIN_PROSE_TO_CODE (being rewritten), with the ratio
+#: measured on them: their check is an expected failure until they reach it.
+#: Measured 2026-12-05 on the working tree (chapters then being rewritten), visible prose:code
+#: by words (a build without execution: glued values absent, cells as tagged). Remove a
+#: chapter from this table when its page reaches the target.
+PROSE_BELOW_TARGET: dict[str, str] = {
+    chapter: f"measured {ratio} on 2026-12-05, longest visible cell {longest} lines; the chapter "
+             "is being rewritten (issue 23: library bookkeeping, folded plots and glue cells)"
+    for chapter, ratio, longest in (
+        ("fokker_planck", 0.88, 39), ("two_minima", 0.71, 98), ("three_factors", 1.26, 30),
+        ("bayesian_evidence", 0.87, 62), ("power_law", 0.90, 41),
+        ("implicit_regularization", 1.19, 30), ("noise_enhancement", 0.94, 37))
+}
+NAN = re.compile(r"(?<![\w.])nan(?![\w(])", re.I)
+PATH = re.compile(r"(?<![\w:/.])(?:~|/(?:home|tmp|work|root|usr|var|opt|mnt|srv|Users|private|etc|proc))"
+                  r"/[\w.+-]+(?:/[\w.+-]*)*")
+
+
+def drawn_scale() -> float:
+    """Pixels of a figure's PNG per pixel of its drawn size: savefig.dpi / figure.dpi of the
+    book's style (2: "retina" PNGs shown at their 1x size)."""
+    import matplotlib as mpl
+
+    from sgdtemp import plotting
+
+    plotting.use_style()
+    return mpl.rcParams["savefig.dpi"] / mpl.rcParams["figure.dpi"]
+
+
+def parameter_names(chapter: str) -> list[str]:
+    """The chapter's parameters whose names cannot be words of prose (they hold an
+    underscore); ``fidelity`` and ``seed`` are every chapter's and are named as such."""
+    from sgdtemp.chapters import parameter_set
+
+    return [p.name for p in parameter_set(chapter).params if "_" in p.name]
+
+
+def figure_problems(facts: dict, scale: float) -> list[str]:
+    out = []
+    for f in facts["figures"]:
+        name = (f["src"] or "").rsplit("/", 1)[-1][:16]
+        if not f["caption"]:
+            out.append(f"figure {name} has no caption")
+        drawn = f["natural"] / scale
+        if drawn and f["shown"] < MIN_FIGURE_SCALE * drawn:
+            out.append(f"figure {name} is shown at {100 * f['shown'] / drawn:.0f}% of its drawn "
+                       f"size ({f['shown']:.0f} of {drawn:.0f} px)")
+    return out
+
+
+def leak_problems(facts: dict, chapter: str) -> list[str]:
+    text = facts["readerText"] + "\n" + "\n".join(facts["inline"])
+    out = []
+    for what, pattern in (("nan", NAN), ("file-system path", PATH)):
+        for m in list(pattern.finditer(text))[:3]:
+            out.append(f"{what} in the text: …{text[max(0, m.start() - 40):m.end() + 30]!r}…")
+    for name in parameter_names(chapter):
+        m = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
+        if m:
+            out.append(f"parameter name {name!r} in the text: "
+                       f"…{text[max(0, m.start() - 40):m.end() + 30]!r}…")
+    return out
+
+
+def table_problems(facts: dict, chapter: str) -> list[str]:
+    """Claims tables (every page) and every table of the claims report: inside the text
+    column, nothing of them in a scroll box."""
+    out = []
+    for t in facts["reportTables"]:
+        if chapter != "claims_report" and not re.search(r"sgdtemp-(claims|report)", t["cls"]):
+            continue
+        if t["right"] > t["aright"] + 1 or t["hidden"] > 1:
+            out.append(f"table {t['caption'] or t['cls']!r} leaves the text column: right edge "
+                       f"{t['right']:.0f} px, column {t['aleft']:.0f}–{t['aright']:.0f} px, "
+                       f"{t['hidden']:.0f} px hidden in a scroll box")
+    return out
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def prose_and_code(facts: dict) -> dict:
+    """Visible words of prose and of code, their ratio, and the longest visible cell."""
+    prose = words(facts["proseText"])
+    code = sum(words(c) for c in facts["codeCells"])
+    longest = max((len(c.rstrip().splitlines()) for c in facts["codeCells"]), default=0)
+    return {"prose": prose, "code": code, "ratio": prose / code if code else float("inf"),
+            "longest": longest}
+
+
+@pytest.fixture
+def facts_of(served_book, browser):
+    """The page's facts, measured once per page."""
+    def get(chapter: str) -> dict:
+        if chapter not in FACTS:
+            page_problems(browser, f"{served_book}/book/{chapter}.html", None, chapter)
+        return FACTS[chapter]
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_every_figure_is_captioned_and_not_shrunk(chapter, facts_of):
+    problems = figure_problems(facts_of(chapter), drawn_scale())
+    assert not problems, f"{chapter}.html:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_no_nan_parameter_name_or_path_in_the_text(chapter, facts_of):
+    problems = leak_problems(facts_of(chapter), chapter)
+    assert not problems, f"{chapter}.html:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_claims_tables_inside_the_column(chapter, facts_of):
+    problems = table_problems(facts_of(chapter), chapter)
+    assert not problems, f"{chapter}.html:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_visible_prose_outweighs_code(chapter, facts_of):
+    """Reported per page (``SGDTEMP_PAGE_STATS=FILE`` appends one line per page)."""
+    m = prose_and_code(facts_of(chapter))
+    line = (f"{chapter}: prose {m['prose']} words, code {m['code']} words, prose:code "
+            f"{m['ratio']:.2f}, longest visible cell {m['longest']} lines")
+    if os.environ.get("SGDTEMP_PAGE_STATS"):
+        with open(os.environ["SGDTEMP_PAGE_STATS"], "a") as f:
+            f.write(line + "\n")
+    if m["ratio"] < MIN_PROSE_TO_CODE and chapter in PROSE_BELOW_TARGET:
+        pytest.xfail(f"{line}; {PROSE_BELOW_TARGET[chapter]}")
+    assert m["ratio"] >= MIN_PROSE_TO_CODE, line
+
+
+# ---------------------------------------------------------------- the page as a whole
 
 
 @pytest.mark.slow

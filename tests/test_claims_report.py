@@ -166,3 +166,12 @@ def test_report_tables_read_verdict_first_and_print_no_repr(store):
     assert "{'" not in html and "F: 0.72, p: 0.891" in html
     assert "unresolved" in html and "margin 0.1" in html
     assert "1 hold, 1 unresolved" in html
+
+
+def test_resolutions_table_and_its_empty_case(store, monkeypatch):
+    assert "None: every network claim" in cr.resolutions_html([])
+    unresolved = dict(_claim("c", False), verdict="unresolved", detectable=0.2, margin=0.1)
+    _store(store, "cifar10_temperature", None, [unresolved])
+    monkeypatch.setattr(cr, "store_cpu_hours", lambda ch: 3.0)
+    html = cr.resolutions_html(cr.resolutions(["cifar10_temperature"]))
+    assert "4.0×" in html and "9.0" in html  # (0.2/0.1)² seeds, 3 × 3 CPU-hours more

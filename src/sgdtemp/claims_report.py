@@ -608,7 +608,10 @@ def flagged_html(rates: list[ClaimRate], flag_p: float = FLAG_P) -> str:
 
 def resolutions_html(items: list[Resolution]) -> str:
     """Each unresolved network claim: its detectable difference against its margin (or
-    stated effect), the multiple of today's seeds and the CPU-hours that would resolve it."""
+    stated effect), the multiple of today's seeds and the CPU-hours that would resolve it
+    (a sentence when there is none)."""
+    if not items:
+        return "<p>None: every network claim in the stored reference runs is decided.</p>"
     rows = []
     for r in items:
         hours = "–" if r.cpu_hours is None else f"{r.cpu_hours:,.1f}"

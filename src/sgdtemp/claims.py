@@ -12,7 +12,7 @@ claim's units), ``margin`` the equivalence margin of an agreement claim
 The tolerance rule, followed by every chapter:
 
 * A tolerance is ``z`` standard errors of the chapter's *own* independent replicas,
-  seeds or subsets (z = 3 for one claim, :func:`sgdtemp.stats.family_z` for a family of
+  seeds or subsets (z = 3 for one claim, :func:`sgdtemp.stats.basic.family_z` for a family of
   k claims tested together), plus only systematic terms that are computed independently
   of the measured value and named in the claim's statement. A tolerance is never widened
   until a claim passes, and never includes the distance between the prediction and
@@ -276,7 +276,7 @@ class ClaimsTable:
                                      detectable=detectable, margin=margin))
 
     def agree(self, id: str, statement: str, decision, *, predicted: float = 0.0) -> Claim:
-        """An agreement claim judged by :func:`sgdtemp.stats.equivalence`: ``decision``
+        """An agreement claim judged by :func:`sgdtemp.stats.decisions.equivalence`: ``decision``
         carries the estimate (measured, as a departure from ``predicted``), its interval
         half-width t·se (tolerance), the margin and the detectable difference."""
         if decision.kind != "agreement":
@@ -287,7 +287,7 @@ class ClaimsTable:
             verdict=decision.verdict, detectable=decision.detectable, margin=decision.margin))
 
     def direction(self, id: str, statement: str, decision) -> Claim:
-        """A directional claim judged by :func:`sgdtemp.stats.directional`: predicted is the
+        """A directional claim judged by :func:`sgdtemp.stats.decisions.directional`: predicted is the
         signed effect size stated beforehand, measured the estimate, tolerance t·se."""
         if decision.kind != "directional":
             raise ValueError(f"direction takes a directional decision; got a {decision.kind} one")

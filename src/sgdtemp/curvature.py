@@ -25,7 +25,7 @@ the batch loss as a training step computes it`` (still one deterministic functio
 * :func:`gradient_noise_trace`: tr Σ, Σ = (1/N) Σ_i (∇ℓ_i − ∇L)(∇ℓ_i − ∇L)ᵀ, from
   per-example gradients (``torch.func.vmap`` over ``grad``).
 * :func:`gradient_noise_scale`: McCandlish et al.'s simple noise scale
-  B_simple = tr Σ / |G|², G = ∇L, with unbiased estimates of both and a jackknife error.
+  B_simple = tr Σ / ``|G|²``, G = ∇L, with unbiased estimates of both and a jackknife error.
 
 Units: H in loss per parameter², tr Σ in loss² per parameter².
 """
@@ -284,7 +284,7 @@ def gradient_noise_trace(model: torch.nn.Module, loss_fn, batches: Batches) -> f
 
 def gradient_noise_scale(model: torch.nn.Module, loss_fn, batches: Batches,
                          n_blocks: int = 16) -> dict:
-    """The simple gradient noise scale B_simple = tr Σ / |G|² (McCandlish et al. 2018,
+    """The simple gradient noise scale B_simple = tr Σ / ``|G|²`` (McCandlish et al. 2018,
     "An empirical model of large-batch training", §2.2 and App. A), in examples.
 
     From the per-example gradients g_i of the n examples of ``batches`` (a sample of the
@@ -296,14 +296,14 @@ def gradient_noise_scale(model: torch.nn.Module, loss_fn, batches: Batches,
         B̂     = tr Σ̂ / |G|²̂
 
     B_simple is the batch size at which the minibatch gradient's noise, tr Σ/B, equals the
-    squared signal |G|²: below it a step is mostly noise, and doubling B (at fixed T) buys
+    squared signal ``|G|²``: below it a step is mostly noise, and doubling B (at fixed T) buys
     almost a doubled step; above it, doubling B buys little (the "critical batch size").
     Its standard error is a delete-one-block jackknife over ``n_blocks`` contiguous blocks
-    of examples (needs only the blocks' gradient sums, their Gram matrix and Σ|g_i|²).
+    of examples (needs only the blocks' gradient sums, their Gram matrix and ``Σ|g_i|²``).
     Returns ``{"b_simple", "b_simple_stderr", "grad_cov_trace", "grad_sq_norm",
     "grad_sq_norm_stderr", "n_examples", "n_blocks"}``; ``b_simple`` is ``inf`` when the
-    estimated |G|² is not positive (the signal is below what n examples can resolve).
-    Units: tr Σ and |G|² in loss² per parameter², B_simple in examples.
+    estimated ``|G|²`` is not positive (the signal is below what n examples can resolve).
+    Units: tr Σ and ``|G|²`` in loss² per parameter², B_simple in examples.
     """
     n = _total(batches)
     k = int(n_blocks)

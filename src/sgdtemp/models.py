@@ -141,7 +141,7 @@ def scale_invariant_weights(model: nn.Module) -> list[str]:
     Why these: a BatchNorm in training mode normalises each channel by the batch's own mean
     and standard deviation, so BN(c·Wx + b) = BN(Wx) for every c > 0 (and any bias b), and a
     max-pool between them does not change that (maxpool(c·z) = c·maxpool(z)). The loss is
-    then invariant under W → cW, its gradient is orthogonal to W and scales as 1/|W|. Each
+    then invariant under W → cW, its gradient is orthogonal to W and scales as 1/``|W|``. Each
     output channel is scale-invariant by itself; so is the whole list taken together.
 
     ``small_cnn``: the three convolutions ``0.weight``, ``4.weight``, ``8.weight`` (each

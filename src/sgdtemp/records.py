@@ -22,9 +22,10 @@ def metric(records: Sequence[dict], key: str, *, window: int | None = None,
     """One number per record, as a float array in the records' order.
 
     ``key``:
+
     * a curve name (``"test_acc"``, ``"train_loss"``, ``"shifted_test_loss"``, ...): its
       last value, or with ``window`` = k the mean of its last k values
-      (:func:`sgdtemp.stats.window_mean`; the value the network claims are judged on);
+      (:func:`sgdtemp.stats.contrasts.window_mean`; the value the network claims are judged on);
     * ``"config.NAME"``: a configuration entry (``"config.lr"``);
     * ``"curvature.NAME"`` / ``"noise.NAME"``: an end measurement (NaN if absent);
     * ``"noise_scale.NAME"``: the last checkpoint of the gradient noise scale record.

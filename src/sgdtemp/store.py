@@ -123,7 +123,7 @@ def config_key(config: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- provenance
-#: The library's folder: the Python sources below it are what :func:`source_hash` hashes and
+#: The library's folder, whose Python sources are what :func:`source_hash` hashes and
 #: what a run's provenance names. (Tests point it at a package in a temporary repository.)
 LIBRARY = Path(__file__).resolve().parent
 

@@ -41,7 +41,7 @@ from sgdtemp.params import ParameterError
 #: rounding in the last digits means other code, data or settings.
 SAME_HOST_RTOL = 1e-6
 
-#: Absolute difference allowed on another host: nats for losses, fractions for accuracies.
+#: Absolute difference allowed on another host, in nats for losses and fractions for accuracies.
 #: Rounding differs between CPUs and training amplifies it. Measured on the 14
 #: cifar10_temperature configurations computed on two hosts (the ``reference`` grid, and the
 #: first 30 epochs of the ``reference_90`` grid computed on a machine of another platform,
@@ -53,7 +53,7 @@ SAME_HOST_RTOL = 1e-6
 #: by up to 1.3 nats and are reported, not judged, across hosts.)
 CROSS_HOST_TOL = {"loss": 0.11, "acc": 0.04}
 
-#: What a record is compared on: the final values, and the largest difference over the curves.
+#: What a record is compared on (the final values, and the largest difference over the curves).
 FINALS = ("train_loss", "test_loss", "train_acc", "test_acc")
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
 SHIFTED_CURVES = ("shifted_test_loss", "shifted_test_acc")
@@ -228,7 +228,7 @@ def select_runs(results_dir: str | os.PathLike, folders: Sequence[str] | None = 
     """The runs to recompute: those named by ``keys`` (full keys or unambiguous prefixes of
     at least 6 characters), else the ``max_runs`` cheapest of each folder by recorded CPU
     time (its unit's). ``folders`` limits the search (default: every folder holding runs).
-    Raises :class:`ParameterError` naming the folder or key that cannot be found."""
+    Raises :class:`~sgdtemp.params.ParameterError` naming the folder or key that cannot be found."""
     known = run_folders(results_dir)
     if folders:
         for f in folders:
@@ -325,7 +325,7 @@ def compare_records(stored: Mapping[str, Any], new: Mapping[str, Any],
                     same_host_run: bool) -> dict:
     """How ``new`` differs from ``stored`` and whether that is rounding noise.
 
-    Returns ``differences`` (absolute: ``final_<name>`` for :data:`FINALS`; ``curve_loss``
+    Returns ``differences`` (absolute: ``final_<name>`` for each name in ``FINALS``; ``curve_loss``
     and ``curve_acc``, the largest over the train and test curves and epochs;
     ``shifted_curve_loss`` and ``shifted_curve_acc``), ``max_relative`` (the largest
     relative difference over all of them), ``problems`` (different epochs or divergence),

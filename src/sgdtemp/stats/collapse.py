@@ -84,7 +84,7 @@ def equal_label_f_test(y, cells, labels) -> FTest:
 class BreakingPoint:
     """Per β (ascending): the paired difference (mean over seeds of y_β − y_1), its standard
     error, and how many runs diverged; ``threshold`` the multiple of the standard error that
-    counts as leaving β = 1 (:func:`t_multiplier` of ``dof``); ``beta_star`` the first β > 1
+    counts as leaving β = 1 (:func:`~sgdtemp.stats.decisions.t_multiplier` of ``dof``); ``beta_star`` the first β > 1
     that leaves, or None; ``noise_betas`` the β whose runs the seed noise was estimated from
     (the unbroken ones, see :func:`breaking_point`); ``sd`` one run's seed-paired standard
     deviation."""
@@ -112,13 +112,13 @@ def breaking_point(betas, y, diverged=None, z: float = Z_CLAIM,
     the same initial weights at every β); ``betas`` must contain 1; ``diverged`` (same shape,
     optional) marks runs that diverged. The paired differences d̄_β = mean_s (y_{β,s} − y_{1,s})
     share y_1, so their noise is taken from the additive model y_{β,s} = μ_β + σ_s + ε
-    (:func:`sgdtemp.stats.seed_paired_sd`): one run's seed-paired standard deviation s with
+    (:func:`sgdtemp.stats.basic.seed_paired_sd`): one run's seed-paired standard deviation s with
     dof = (C − 1)(S − 1) over C rows of β, and se_β = s·√(2/S).
 
     Which rows: only β that have not broken, so a broken β cannot inflate (or shrink) the
     noise it is judged against. Ascending in β, the noise is re-estimated on β ≤ β_k for
-    each k (rows without divergence); the first k at which some β ≤ β_k leaves (|d̄_β| >
-    t·se_β, t = :func:`t_multiplier` (dof), or a run diverged) ends the unbroken set at
+    each k (rows without divergence); the first k at which some β ≤ β_k leaves (``|d̄_β|`` >
+    t·se_β, t = :func:`~sgdtemp.stats.decisions.t_multiplier` (dof), or a run diverged) ends the unbroken set at
     β_{k−1}. The final noise comes from that set (from β_1 and β_2 if it holds β_1 alone),
     and every β is judged with it; β* is the first β > 1 that leaves.
 

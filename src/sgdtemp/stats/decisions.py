@@ -7,7 +7,7 @@ when se is known, as for a Monte Carlo error over thousands of replicas):
 * **agreement** ("invariance", "collapse", "matches"): an *equivalence test* with a margin
   m fixed before the data (from theory, or a stated fraction of the effect the chapter is
   about). With t the critical multiple (:func:`t_multiplier`; 3 standard errors, or the
-  Student-t multiple with the same two-sided rate 0.27% when se comes from few seeds):
+  Student-t multiple with the same two-sided rate 0.27% when se comes from few seeds)::
 
       holds       |d̂| + t·se ≤ m   (the whole interval d̂ ± t·se lies inside ±m)
                   and the test could see a departure of size m (detectable ≤ m);
@@ -16,7 +16,7 @@ when se is known, as for a Monte Carlo error over thousands of replicas):
 
 * **directional** ("hotter is better", "falls with T"): a one-sided test of the predicted
   sign, against an effect size e the chapter states beforehand (the predicted effect, or the
-  smallest effect it cares about):
+  smallest effect it cares about)::
 
       holds       s·d̂ > t·se          (significant in the predicted direction s = ±1);
       fails       s·d̂ < −t·se         (significant the other way),
@@ -24,8 +24,8 @@ when se is known, as for a Monte Carlo error over thousands of replicas):
                   nothing);
       unresolved  otherwise (too little power to see e).
 
-``detectable`` is the 80%-power detectable difference δ₈₀: the true |d| at which the test
-"|d̂| > t·se" fires with probability 0.8, from the noncentral t distribution with ``dof``
+``detectable`` is the 80%-power detectable difference δ₈₀: the true ``|d|`` at which the
+test ``|d̂| > t·se`` fires with probability 0.8, from the noncentral t distribution with ``dof``
 degrees of freedom (the normal when se is known). Units: those of d̂.
 """
 
@@ -64,7 +64,7 @@ def _t_multiplier(dof: int, z: float) -> float:
 
 
 def rejection_rate(effect: float, dof: int | None, z: float = Z_CLAIM) -> float:
-    """P(|d̂/se| > t) when the true difference is ``effect`` standard errors: the noncentral
+    """P(``|d̂/se|`` > t) when the true difference is ``effect`` standard errors: the noncentral
     t with ``dof`` degrees of freedom and noncentrality ``effect`` (normal for dof None),
     t = :func:`t_multiplier` (dof, z). Both tails counted. Dimensionless."""
     t = t_multiplier(dof, z)
@@ -149,7 +149,7 @@ def _check(estimate, se, margin_or_effect, name) -> tuple[float, float, float]:
 def equivalence(estimate: float, se: float, margin: float, dof: int | None = None,
                 z: float = Z_CLAIM) -> Decision:
     """The agreement verdict of d̂ ± se against ±``margin`` (see the module docstring):
-    holds when d̂ ± t·se lies inside ±margin and δ₈₀ ≤ margin, fails when |d̂| − t·se >
+    holds when d̂ ± t·se lies inside ±margin and δ₈₀ ≤ margin, fails when ``|d̂|`` − t·se >
     margin, unresolved otherwise."""
     d, s, m = _check(estimate, se, margin, "margin")
     t = t_multiplier(dof, z)

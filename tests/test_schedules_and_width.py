@@ -23,7 +23,7 @@ from sgdtemp.store import KEYED_WHEN_SET, config_key
 from sgdtemp.train import (
     CONFIG_KEYS, run_training, run_trainings, step_plan, temperature_factor, training_config,
 )
-from tests.test_multirun import max_difference, synthetic_dataset
+from tests.test_multirun import DEVICES, assert_agree, synthetic_dataset
 
 SYN = dict(dataset="fashion_mnist", model="mlp", width=16, n_train=256, epochs=3,
            eval_train_examples=128, eval_test_examples=64, device="cpu")
@@ -76,15 +76,16 @@ def test_cyclic_lr_and_cyclic_batch_follow_the_same_temperature():
         assert np.all(np.abs(T_b / T_a_at_b - 1) < 0.15)
 
 
-def test_grouped_scheduled_runs_match_one_at_a_time():
+@pytest.mark.parametrize("device", DEVICES)
+def test_grouped_scheduled_runs_match_one_at_a_time(device):
     data = synthetic_dataset()
-    configs = [dict(SYN, lr=lr, batch_size=8, seed=s, schedule="cyclic_batch", cycle_ratio=3.0)
-               for s, lr in [(0, 0.1), (1, 0.2), (2, 0.05), (3, 0.1)]]
+    configs = [dict(SYN, lr=lr, batch_size=8, seed=s, schedule="cyclic_batch", cycle_ratio=3.0,
+                    device=device) for s, lr in [(0, 0.1), (1, 0.2), (2, 0.05), (3, 0.1)]]
     alone = [run_training(c, progress=False, data=data) for c in configs]
     together = run_trainings(configs, progress=False, data=data)
     for a, b in zip(alone, together):
         assert a["schedule_trace"] == b["schedule_trace"]
-        assert max_difference(a, b) < 1e-4
+        assert_agree(a, b, device)
 
 
 @pytest.mark.parametrize("kw,name", [
@@ -258,14 +259,16 @@ def test_t_multiplier_keeps_the_three_standard_error_rate():
     [dict(grad_penalty=0.0), dict(grad_penalty=0.05), dict(grad_penalty=0.2), dict(grad_penalty=0.05, momentum=0.5)],
     [dict(enhance_alpha=0.5), dict(enhance_alpha=1.0), dict(enhance_alpha=2.0), dict(enhance_alpha=1.0, weight_decay=0.01)],
 ])
-def test_grouped_regularized_and_enhanced_runs_match_one_at_a_time(extra):
+@pytest.mark.parametrize("device", DEVICES)
+def test_grouped_regularized_and_enhanced_runs_match_one_at_a_time(extra, device):
     data = synthetic_dataset()
-    configs = [dict(SYN, lr=0.1, batch_size=16, seed=s, **e) for s, e in enumerate(extra)]
+    configs = [dict(SYN, lr=0.1, batch_size=16, seed=s, device=device, **e)
+               for s, e in enumerate(extra)]
     alone = [run_training(c, progress=False, data=data) for c in configs]
     together = run_trainings(configs, progress=False, data=data)
     for a, b in zip(alone, together):
         assert a["steps"] == b["steps"]
-        assert max_difference(a, b) < 1e-4
+        assert_agree(a, b, device)
     if "enhance_alpha" in extra[0]:
         assert alone[0]["steps"] == 3 * (256 // 32)  # two batches of 16 a step
 

@@ -8,12 +8,16 @@ with each replica drawing its own minibatch B_k, with or without replacement.
 Noise enhancement (Mori & Ueda) replaces ĝ by (1+α) ĝ_{B1} − α ĝ_{B2} for two
 independent minibatches: unbiased, covariance (1 + 2α + 2α²) times one minibatch's.
 
+:func:`simulate_sgd` and :func:`euler_maruyama` share one replica loop (divergence,
+freezing, recording); each supplies only its update rule.
+
 Everything is seeded: the same arguments give the same numbers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -89,6 +93,44 @@ class SGDRun:
     diverged: np.ndarray
 
 
+def _replica_loop(theta: np.ndarray, n_steps: int, increment: Callable[[np.ndarray, int], np.ndarray],
+                  *, descend: bool, record_every: int, burn_in: int,
+                  progress_desc: str | None = None) -> SGDRun:
+    """The one replica loop of :func:`simulate_sgd` and :func:`euler_maruyama`.
+
+    Step k = 1..n_steps: ``step = increment(theta, k)`` (R, d), a fresh array that the loop
+    may change; θ ← θ − step (``descend``) or θ + step. A replica whose θ leaves the finite
+    numbers is marked diverged and frozen (its step zeroed) from the next step on. With
+    ``record_every`` = k > 0, θ is recorded every k steps once ``burn_in`` steps have passed.
+    ``theta`` (R, d) is updated in place.
+    """
+    n_rep, d = theta.shape
+    diverged = np.zeros(n_rep, dtype=bool)
+    snaps, steps = [], []
+    it = range(1, n_steps + 1)
+    if progress_desc is not None:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=progress_desc, leave=False)
+    for k in it:
+        step = increment(theta, k)
+        if diverged.any():
+            step[diverged] = 0.0
+        if descend:
+            theta -= step
+        else:
+            theta += step
+        # One cheap reduction per step (non-finite if any entry is); the per-replica check
+        # only once something overflowed.
+        if not np.isfinite(theta.sum()):
+            diverged |= ~np.isfinite(theta).all(-1)
+        if record_every and k > burn_in and (k - burn_in) % record_every == 0:
+            snaps.append(theta.copy())
+            steps.append(k)
+    snapshots = np.stack(snaps) if snaps else np.empty((0, n_rep, d))
+    return SGDRun(theta, snapshots, np.asarray(steps, dtype=int), diverged)
+
+
 def simulate_sgd(problem: FiniteSumProblem, theta0: np.ndarray, lr: float, batch_size: int,
                  n_steps: int, *, n_replicas: int | None = None, replacement: bool = False,
                  noise_enhancement: float = 0.0, record_every: int = 0, burn_in: int = 0,
@@ -103,28 +145,13 @@ def simulate_sgd(problem: FiniteSumProblem, theta0: np.ndarray, lr: float, batch
         raise ValueError("need lr > 0, 1 <= batch_size <= n_examples and n_steps >= 0")
     theta = replica_array(theta0, n_replicas)
     rng = np.random.default_rng(seed)
-    diverged = np.zeros(theta.shape[0], dtype=bool)
-    snaps, steps = [], []
-    it = range(1, n_steps + 1)
-    if progress:
-        from tqdm.auto import tqdm
 
-        it = tqdm(it, desc="SGD steps", leave=False)
-    for k in it:
-        g = stochastic_gradient(problem, theta, batch_size, rng, replacement=replacement,
-                                noise_enhancement=noise_enhancement)
-        step = lr * g
-        step[diverged] = 0.0
-        theta -= step
-        # One cheap reduction per step; the per-replica check only once something overflowed.
-        if not np.isfinite(theta.sum()):
-            diverged |= ~np.isfinite(theta).all(-1)
-        if record_every and k > burn_in and (k - burn_in) % record_every == 0:
-            snaps.append(theta.copy())
-            steps.append(k)
-    d = theta.shape[1]
-    snapshots = np.stack(snaps) if snaps else np.empty((0, theta.shape[0], d))
-    return SGDRun(theta, snapshots, np.asarray(steps, dtype=int), diverged)
+    def sgd_step(theta: np.ndarray, k: int) -> np.ndarray:  # η ĝ_k, subtracted
+        return lr * stochastic_gradient(problem, theta, batch_size, rng, replacement=replacement,
+                                        noise_enhancement=noise_enhancement)
+
+    return _replica_loop(theta, n_steps, sgd_step, descend=True, record_every=record_every,
+                         burn_in=burn_in, progress_desc="SGD steps" if progress else None)
 
 
 def euler_maruyama(drift, diffusion_sqrt, theta0: np.ndarray, dt: float, n_steps: int, *,
@@ -147,30 +174,18 @@ def euler_maruyama(drift, diffusion_sqrt, theta0: np.ndarray, dt: float, n_steps
     n_rep, d = theta.shape
     rng = np.random.default_rng(seed)
     sqrt_dt = np.sqrt(dt)
-    diverged = np.zeros(n_rep, dtype=bool)
     # Gaussian increments are drawn for a block of steps at once (fewer calls into the
     # generator); the block size depends only on (R, d), so results stay seeded.
     block = max(1, min(n_steps, 2**20 // max(1, n_rep * d)))
     z = np.empty((block, n_rep, d))
-    snaps, steps = [], []
-    for k in range(1, n_steps + 1):
+
+    def em_step(theta: np.ndarray, k: int) -> np.ndarray:  # a Δt + G sqrt(Δt) z_k, added
         j = (k - 1) % block
         if j == 0:
             rng.standard_normal(out=z)
         g = np.asarray(diffusion_sqrt(theta), dtype=float)
-        if g.ndim == 3:
-            noise = np.einsum("rij,rj->ri", g, z[j])
-        else:
-            noise = g * z[j]
-        step = np.asarray(drift(theta), dtype=float) * dt + sqrt_dt * noise
-        if diverged.any():
-            step[diverged] = 0.0
-        theta += step
-        # One flat check per step; the per-replica check only runs once something overflowed.
-        if not np.isfinite(theta).all():
-            diverged |= ~np.isfinite(theta).all(-1)
-        if record_every and k > burn_in and (k - burn_in) % record_every == 0:
-            snaps.append(theta.copy())
-            steps.append(k)
-    snapshots = np.stack(snaps) if snaps else np.empty((0, n_rep, d))
-    return SGDRun(theta, snapshots, np.asarray(steps, dtype=int), diverged)
+        noise = np.einsum("rij,rj->ri", g, z[j]) if g.ndim == 3 else g * z[j]
+        return np.asarray(drift(theta), dtype=float) * dt + sqrt_dt * noise
+
+    return _replica_loop(theta, n_steps, em_step, descend=False, record_every=record_every,
+                         burn_in=burn_in)

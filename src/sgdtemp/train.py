@@ -9,7 +9,34 @@ is ``torch.optim.SGD`` with momentum and weight decay 0 unless asked otherwise.
 
 :func:`run_training` takes one configuration (see :func:`training_config`) and returns
 a JSON-serialisable record of curves and final metrics; the results store adds
-provenance and caches it.
+provenance and caches it. :func:`run_trainings` trains a list of runs, those that share
+everything but their numbers (:func:`plan_groups`) together in one vectorized step.
+
+**One loop, two step engines.** Every run goes through one loop, :class:`_Loop`: it builds
+the seeded networks, the evaluation subsets, the step plan and every batch (order,
+augmentation, the second batch of noise enhancement), applies the divergence rule,
+traces the schedule, evaluates and writes the records. Only the step differs:
+
+* :class:`ModuleStep`: one ``nn.Module`` and ``torch.optim.SGD`` (any model; BatchNorm
+  updates its running statistics in the forward pass, as in any PyTorch loop);
+* :class:`StackedStep`: R runs of a stateless model (the mlp) with their parameters
+  stacked, one ``vmap(grad(...))`` for all of them and ``torch.optim.SGD``'s update
+  written out row by row (each run its own η, momentum, weight decay, λ, α).
+
+Rules the two engines share:
+
+* **Precision**: float32 on the CPU. On CUDA, bf16 autocast for every forward pass, in
+  training and in evaluation (losses are taken in float32), in both engines, so a GPU
+  record does not depend on whether its run trained alone or in a group beyond rounding.
+* **Divergence**: every step's batch loss is checked before its update, so a diverged
+  step never updates the weights; on CUDA this reads the loss back every step (one
+  synchronisation a step, the price of the rule).
+* **Records** (keys documented in :func:`run_training`) mean the same in both;
+  ``images_per_second`` is the run's own training images per second of the training
+  wall time of its unit of work (see :func:`run_training`).
+
+The configuration, its checks and the step plan are in :mod:`sgdtemp.training_config`;
+their names are importable from here too.
 """
 
 from __future__ import annotations
@@ -24,210 +51,23 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import math
 import time
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sgdtemp.data import DATASETS, Dataset, load_dataset, stratified_subset
-from sgdtemp.models import MODELS, build_model
-from sgdtemp.params import (
-    ParameterError, in_range, non_negative, non_negative_int, one_of, optional, positive,
-    positive_int,
+from sgdtemp.data import Dataset, load_dataset, stratified_subset
+from sgdtemp.models import build_model
+from sgdtemp.params import ParameterError
+from sgdtemp.training_config import (  # noqa: F401  (re-exported: public names of sgdtemp.train)
+    CONFIG_KEYS, CURVATURE_BATCHNORM, PER_RUN_KEYS, SCHEDULES, TRAIN_SIZES, epochs_elapsed,
+    group_key, plan_groups, step_plan, temperature_factor, training_config, vectorizable,
 )
 
-# Full training-set sizes, to validate n_train and batch_size before loading any data.
-TRAIN_SIZES = {"cifar10": 50_000, "fashion_mnist": 60_000}
 DIVERGENCE_FACTOR = 1e3  # a loss above 1000 × the initial loss counts as divergence
 EVAL_BATCH = 1000
-SCHEDULES = ("constant", "cyclic_lr", "cyclic_batch")
-CURVATURE_BATCHNORM = ("eval", "train")
-
-
-def _bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "True or False"
-
-
-def _optional_text(v: Any) -> str | None:
-    return None if v is None or (isinstance(v, str) and v) else "None or a folder path"
-
-
-# name: (default, check, doc). A default of None for augment means "True for cifar10".
-CONFIG_KEYS: dict[str, tuple[Any, Any, str]] = {
-    "dataset": ("cifar10", one_of(*DATASETS), "data set"),
-    "data_dir": (None, _optional_text, "data folder (None: $SGDTEMP_DATA, else ~/.cache/sgdtemp/data)"),
-    "model": ("small_cnn", one_of(*MODELS), "network"),
-    "width": (None, optional(positive_int), "network width (None: the model's default)"),
-    "lr": (0.05, positive, "learning rate η"),
-    "batch_size": (128, positive_int, "batch size B (every step uses exactly B examples)"),
-    "epochs": (10, non_negative_int, "passes over the training set"),
-    "seed": (0, non_negative_int, "seed of the initial weights, batch order and augmentation"),
-    "data_seed": (0, non_negative_int, "seed of the training subset and the label corruption"),
-    "momentum": (0.0, in_range(0.0, 0.999), "SGD momentum (0: plain SGD)"),
-    "weight_decay": (0.0, non_negative, "L2 weight decay"),
-    "n_train": (None, optional(positive_int), "training examples, a class-balanced subset (None: all)"),
-    "label_noise": (0.0, in_range(0.0, 1.0), "fraction of training labels replaced by a wrong one"),
-    "augment": (None, optional(_bool), "random crop + flip (None: True for cifar10, False otherwise)"),
-    "device": ("auto", one_of("auto", "cpu", "cuda"), "where to train (auto: cuda if available)"),
-    "curvature": (False, _bool, "measure Hessian trace and top eigenvalue at the end"),
-    "curvature_examples": (1024, positive_int, "training examples used for curvature and noise"),
-    "curvature_probes": (32, positive_int, "Hutchinson probes for the Hessian trace"),
-    "curvature_iters": (20, positive_int, "Lanczos iterations for the top eigenvalue"),
-    "gradient_noise": (False, _bool, "measure tr Σ of per-example gradients at the end"),
-    "eval_train_examples": (10_000, positive_int, "size of the fixed training subset evaluated each epoch"),
-    "eval_test_examples": (None, optional(positive_int),
-                           "size of the fixed subset of the (shifted) test set evaluated (None: all)"),
-    # Options added after the first committed results: the store leaves them out of a run's
-    # key while they hold their default (sgdtemp.store.KEYED_WHEN_SET), so old keys stand.
-    "depth": (None, optional(positive_int), "hidden layers of the mlp (None: the model's default, 2)"),
-    "schedule": ("constant", one_of(*SCHEDULES),
-                 "constant η and B, or a cyclic temperature made by cycling η (cyclic_lr) or B "
-                 "(cyclic_batch); lr/batch_size give the hottest point T_max = lr/batch_size"),
-    "cycle_ratio": (5.0, in_range(1.0, 1000.0), "T_max / T_min of a cyclic schedule"),
-    "cycle_epochs": (2.0, in_range(0.01, 1000.0), "period of a cyclic schedule, in epochs"),
-    "curvature_frobenius": (False, _bool,
-                            "with curvature: also ‖H‖_F from curvature_probes Gaussian probes"),
-    "grad_penalty": (0.0, non_negative,
-                     "λ of the explicit regularizer: each step descends L̂_B + λ‖∇L̂_B‖² "
-                     "(Smith et al.'s implicit regularizer has λ = η/4)"),
-    "enhance_alpha": (0.0, non_negative,
-                      "noise enhancement α: each step uses two disjoint batches of B and "
-                      "ĝ = (1+α)ĝ₁ − αĝ₂ (B_eff = B/(1+2α+2α²)); 0: plain SGD"),
-    "curvature_batchnorm": ("eval", one_of(*CURVATURE_BATCHNORM),
-                            "with curvature: BatchNorm with its running statistics ('eval'), or "
-                            "each of ⌊curvature_examples/B⌋ fixed batches of the run's own B "
-                            "normalised by its own statistics ('train': the loss SGD descends)"),
-    "noise_scale_every": (0, non_negative_int,
-                          "measure the gradient noise scale B_simple = tr Σ/|G|² on "
-                          "curvature_examples training examples every this many epochs, from "
-                          "epoch 0, and at the last epoch (0: never)"),
-    "record_weight_norms": (False, _bool,
-                            "record after every epoch the squared norms |w|² of the scale-invariant "
-                            "weights (the conv/linear weights that feed a BatchNorm: "
-                            "sgdtemp.models.scale_invariant_weights), per layer and summed, and "
-                            "the effective temperature T/|w|² (BatchNorm models, trained one at a "
-                            "time)"),
-    # a float only: an int 1 would key the same run apart from the default 1.0
-    "shift_strength": (1.0, lambda v: None if isinstance(v, float) and 0.0 <= v <= 1.0
-                       else "a float between 0.0 and 1.0",
-                       "strength s of the test set's domain shift (sgdtemp.data.domain_shifted): "
-                       "contrast 1 − s/2, s × a 3×3 blur, Gaussian noise of std 0.08·s; 1.0 is "
-                       "the original shift, 0.0 none (read by the one-at-a-time loop of "
-                       "BatchNorm models)"),
-}
-
-#: Options that may differ between runs trained together in one vectorized group.
-PER_RUN_KEYS = frozenset({
-    "seed", "lr", "momentum", "weight_decay", "label_noise", "curvature", "curvature_examples",
-    "curvature_probes", "curvature_iters", "curvature_frobenius", "gradient_noise",
-    "grad_penalty", "enhance_alpha", "curvature_batchnorm",
-})
-
-
-def training_config(**kw: Any) -> dict:
-    """A complete, validated training configuration: ``kw`` over the defaults.
-
-    Raises :class:`.ParameterError` (one sentence naming the key) for an unknown key, a bad
-    value, or ``batch_size`` larger than the number of training examples.
-    """
-    for k in kw:
-        if k not in CONFIG_KEYS:
-            raise ParameterError(f"{k!r} is not a training option; allowed: {', '.join(CONFIG_KEYS)}.")
-    cfg = {k: kw.get(k, d) for k, (d, _, _) in CONFIG_KEYS.items()}
-    for k, (_, check, _) in CONFIG_KEYS.items():
-        why = check(cfg[k])
-        if why is not None:
-            raise ParameterError(f"{k} must be {why}; got {cfg[k]!r}.")
-    # Plain numbers, so that equal configurations hash equally in the results store.
-    for k in ("lr", "momentum", "weight_decay", "label_noise"):
-        cfg[k] = float(cfg[k])
-    n_full = TRAIN_SIZES[cfg["dataset"]]
-    if cfg["n_train"] is not None and cfg["n_train"] > n_full:
-        raise ParameterError(f"n_train must be at most {n_full} for {cfg['dataset']}; got {cfg['n_train']!r}.")
-    n = cfg["n_train"] or n_full
-    if cfg["batch_size"] > n:
-        raise ParameterError(f"batch_size must be between 1 and n_train = {n}; got {cfg['batch_size']!r}.")
-    for k in ("cycle_ratio", "cycle_epochs", "grad_penalty", "enhance_alpha"):
-        cfg[k] = float(cfg[k])
-    if cfg["enhance_alpha"] > 0 and (cfg["grad_penalty"] > 0 or cfg["schedule"] != "constant"):
-        raise ParameterError("enhance_alpha must be 0 when grad_penalty is set or a schedule is "
-                             f"used (the two are not combined); got enhance_alpha={cfg['enhance_alpha']:g}.")
-    if cfg["enhance_alpha"] > 0 and 2 * cfg["batch_size"] > n:
-        raise ParameterError(f"batch_size must be at most n_train/2 = {n // 2} with noise enhancement "
-                             f"(two batches a step); got {cfg['batch_size']!r}.")
-    if cfg["schedule"] == "cyclic_batch" and round(cfg["batch_size"] * cfg["cycle_ratio"]) > n:
-        raise ParameterError(f"batch_size × cycle_ratio (the largest batch of cyclic_batch) must be at "
-                             f"most n_train = {n}; got {cfg['batch_size']} × {cfg['cycle_ratio']:g}.")
-    if (cfg["curvature"] and cfg["curvature_batchnorm"] == "train"
-            and cfg["curvature_examples"] < cfg["batch_size"]):
-        raise ParameterError(f"curvature_examples must be at least batch_size = {cfg['batch_size']} "
-                             f"with curvature_batchnorm 'train' (whole batches of B); "
-                             f"got {cfg['curvature_examples']!r}.")
-    if cfg["depth"] is not None and cfg["model"] != "mlp":
-        raise ParameterError(f"depth applies to model 'mlp' only; got depth={cfg['depth']!r} "
-                             f"with model {cfg['model']!r}.")
-    if cfg["augment"] is None:
-        cfg["augment"] = cfg["dataset"] == "cifar10"
-    return cfg
-
-
-# ---------------------------------------------------------------- schedules
-def temperature_factor(epochs_elapsed: float, ratio: float, period: float) -> float:
-    """c(e) ∈ [1/ratio, 1]: the cyclic schedule's T(e)/T_max after ``epochs_elapsed`` epochs.
-
-    A triangle wave of period ``period`` epochs, starting cold: c(e) = 1/r + (1 − 1/r)·tri(e/P),
-    ``tri(x) = 1 − |1 − 2·frac(x)|`` (0 at the start of a cycle, 1 half-way).
-    """
-    x = epochs_elapsed / period
-    tri = 1.0 - abs(1.0 - 2.0 * (x - math.floor(x)))
-    return 1.0 / ratio + (1.0 - 1.0 / ratio) * tri
-
-
-def epochs_elapsed(batch_sizes: list[int], n: int) -> np.ndarray:
-    """Epochs elapsed when each step starts, from the batch sizes of a run's steps in order
-    (its ``schedule_trace``): the engine's rule that an epoch ends when the next batch no
-    longer fits in what is left of its n examples (the remainder is dropped)."""
-    out, epoch, seen = [], 0, 0
-    for b in batch_sizes:
-        if seen + b > n:
-            epoch, seen = epoch + 1, 0
-        out.append(epoch + seen / n)
-        seen += b
-    return np.asarray(out)
-
-
-def step_plan(cfg: dict, n: int) -> list[list[tuple[int, float]]]:
-    """For every epoch, the (batch size B_t, learning-rate factor c_t) of each of its steps.
-
-    ``constant``: ⌊n/B⌋ steps of (B, 1) (⌊n/2B⌋ with noise enhancement, whose steps each
-    use two batches of B). ``cyclic_lr``: steps of B with η_t = η·c(e_t), so
-    T_t = T_max·c(e_t). ``cyclic_batch``: η fixed, B_t = round(B/c(e_t)), so T_t = η/B_t ≈
-    T_max·c(e_t) (up to rounding B). e_t = epochs elapsed (examples drawn / n) when step t
-    starts; an epoch cuts its permutation into consecutive batches and drops the remainder
-    that is smaller than the next batch, so every step uses exactly B_t examples.
-    """
-    B, E = cfg["batch_size"], cfg["epochs"]
-    if cfg["schedule"] == "constant":
-        # noise enhancement draws two disjoint batches of B a step
-        per_step = 2 * B if cfg.get("enhance_alpha", 0.0) > 0 else B
-        return [[(B, 1.0)] * (n // per_step) for _ in range(E)]
-    ratio, period = cfg["cycle_ratio"], cfg["cycle_epochs"]
-    plan = []
-    for epoch in range(E):
-        steps, seen = [], 0
-        while True:
-            c = temperature_factor(epoch + seen / n, ratio, period)
-            if cfg["schedule"] == "cyclic_lr":
-                b, f = B, c
-            else:
-                b, f = max(1, round(B / c)), 1.0
-            if seen + b > n:
-                break
-            steps.append((b, f))
-            seen += b
-        plan.append(steps)
-    return plan
+CROP_PAD = 4  # pixels of padding of the random crop
 
 
 # ---------------------------------------------------------------- batch operations
@@ -274,6 +114,15 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mean: tor
     return total / len(y), correct / len(y)
 
 
+def _autocast(dev: torch.device) -> Callable[[], Any]:
+    """The precision policy of both engines: bf16 autocast on CUDA (the forward passes of
+    training and evaluation; losses are computed in float32), none on the CPU, where bf16
+    is slower and would change the numbers."""
+    if dev.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext
+
+
 @contextmanager
 def _deterministic(on: bool) -> Iterator[None]:
     """torch.use_deterministic_algorithms for the duration, then the caller's setting back."""
@@ -317,12 +166,13 @@ def _evaluation_indices(cfg: dict, data: Dataset, n: int,
     return eval_idx, test_idx
 
 
-# ---------------------------------------------------------------- the run
+# ---------------------------------------------------------------- the runs
 def run_training(config: dict, *, progress: bool = True, data: Dataset | None = None) -> dict:
     """Train one network with SGD and return its record (JSON-serialisable).
 
     ``config`` is completed and validated by :func:`training_config`. ``data`` may pass a
-    :class:`.Dataset` already loaded for this config (to skip loading in a sweep).
+    :class:`.Dataset` already loaded for this config (to skip loading in a sweep); it is
+    used when its label noise and shift strength are the run's, else the data are loaded.
 
     Seeds: ``seed`` sets the initial weights, the batch order and the augmentation;
     ``data_seed`` the training subset and the label corruption (so runs that differ only
@@ -337,193 +187,481 @@ def run_training(config: dict, *, progress: bool = True, data: Dataset | None = 
     losses are mean cross-entropy in nats, accuracies fractions); ``final`` (the last
     recorded values: for a diverged run, those of the last completed epoch);
     ``diverged`` and ``diverged_step`` (the first 0-based step whose loss was non-finite or
-    above 1000 × the initial training loss; training stops there); ``curvature``
-    (``hessian_trace``, ``hessian_trace_stderr``, ``top_eigenvalue`` of the training loss
-    on ``curvature_examples`` examples) or None; ``noise`` (``grad_cov_trace`` = tr Σ) or
-    None; ``images_per_second`` (training steps only); ``steps``; ``n_parameters``;
-    ``device``.
+    above 1000 × the initial training loss; training stops there, before that step's
+    update); ``curvature`` (``hessian_trace``, ``hessian_trace_stderr``, ``top_eigenvalue``
+    of the training loss on ``curvature_examples`` examples) or None; ``noise``
+    (``grad_cov_trace`` = tr Σ) or None; ``images_per_second``: the training images this
+    run used (two batches a step with noise enhancement) per second of the wall time of the
+    training steps (evaluation and end measurements excluded) of the unit of work that
+    trained it — the run alone, or the group of R runs of :func:`run_trainings`, whose
+    throughput is the sum over its runs; ``steps`` (updates made); ``n_parameters``;
+    ``device``. A sweep's provenance adds the unit's ``cpu_time_s`` and its ``group_size``:
+    a run's own CPU time is ``cpu_time_s / group_size`` (``sgdtemp.records.cpu_hours``).
     """
-    cfg = training_config(**config)
-    dev = _device(cfg["device"])
-    on_cpu = dev.type == "cpu"
-    with _deterministic(on_cpu):
-        return _run(cfg, dev, progress, data)
+    return _train([training_config(**config)], ModuleStep, progress, data)[0]
 
 
-def _run(cfg: dict, dev: torch.device, progress: bool, data: Dataset | None) -> dict:
-    from tqdm import tqdm
+def run_trainings(configs: list[dict], *, progress: bool = True, max_group: int = 16,
+                  data: Dataset | None = None) -> list[dict]:
+    """The records of ``[run_training(c) for c in configs]``, in the same order, training
+    runs that share everything but their numbers together.
 
-    if data is None or data.shift_strength != cfg["shift_strength"]:
-        data = load_dataset(cfg["dataset"], cfg["data_dir"], n_train=cfg["n_train"],
-                            seed=cfg["data_seed"], label_noise=cfg["label_noise"],
-                            shift_strength=cfg["shift_strength"])
-    on_cuda = dev.type == "cuda"
-    # bf16 autocast on the GPU only: on the CPU it is slower and changes the numbers.
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda else nullcontext
-    # channels_last is the fast layout for convolutions on both CPU (oneDNN) and GPU.
-    conv = cfg["model"] != "mlp"
-    fmt = torch.channels_last if conv else torch.contiguous_format
+    Runs of a stateless model (the mlp) with equal :func:`group_key` (same model, width,
+    depth, data set and subset, batch size or batch schedule, epochs) form a group of at
+    most ``max_group``, trained by :class:`StackedStep`: each run keeps its own initial
+    weights (its seed), its own batch order and augmentation generators, its own labels
+    (label noise) and its own η, momentum and weight decay, so its record equals the
+    one-at-a-time record up to float rounding (batched matrix products sum in another
+    order). A run whose loss diverges is recorded as diverged at that step and leaves the
+    group; the others go on unchanged. Other runs (BatchNorm models, or a group of one)
+    train one at a time. ``data`` may pass a Dataset already loaded (see
+    :func:`run_training`).
+    """
+    cfgs = [training_config(**c) for c in configs]
+    records: list[dict | None] = [None] * len(cfgs)
+    for unit in plan_groups(cfgs, max_group):
+        engine = ModuleStep if len(unit) == 1 else StackedStep
+        for i, rec in zip(unit, _train([cfgs[i] for i in unit], engine, progress, data)):
+            records[i] = rec
+    return records  # type: ignore[return-value]
 
-    with torch.random.fork_rng(devices=[]):  # seeded weights, caller's RNG state untouched
+
+def _train(cfgs: list[dict], engine: type, progress: bool, data: Dataset | None) -> list[dict]:
+    """The records of one unit of work (one run, or a group) trained by ``engine``."""
+    dev = _device(cfgs[0]["device"])
+    with _deterministic(dev.type == "cpu"):
+        loop = _Loop(cfgs, dev, engine, data)
+        loop.train(progress)
+        return loop.records()
+
+
+def _unit_data(cfgs: list[dict], data: Dataset | None) -> tuple[Dataset, list[torch.Tensor]]:
+    """The unit's images (shared by its runs) and each run's training labels (label noise
+    is per run): ``data`` where its label noise and shift strength are the run's, else
+    loaded."""
+    first = cfgs[0]
+    by_noise: dict[float, Dataset] = {}
+    for c in cfgs:
+        noise = c["label_noise"]
+        if noise in by_noise:
+            continue
+        if (data is not None and data.label_noise == noise
+                and data.shift_strength == first["shift_strength"]):
+            by_noise[noise] = data
+        else:
+            by_noise[noise] = load_dataset(first["dataset"], first["data_dir"], n_train=first["n_train"],
+                                           seed=first["data_seed"], label_noise=noise,
+                                           shift_strength=first["shift_strength"])
+    return by_noise[first["label_noise"]], [by_noise[c["label_noise"]].y_train for c in cfgs]
+
+
+def _seeded_model(cfg: dict, data: Dataset, dev: torch.device, fmt) -> torch.nn.Module:
+    """The run's network with its seeded initial weights; the caller's RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg["seed"])
         model = build_model(cfg["model"], data.n_classes, data.in_channels,
                             image_size=int(data.x_train.shape[-1]), width=cfg["width"],
                             depth=cfg["depth"])
-    model = model.to(dev, memory_format=fmt)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                          weight_decay=cfg["weight_decay"])
-    n_params = sum(p.numel() for p in model.parameters())
+    return model.to(dev, memory_format=fmt)
 
-    mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=dev).view(1, -1, 1, 1)
-    x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
-    n, bsz = len(y_train), cfg["batch_size"]
-    if bsz > n:
-        raise ParameterError(f"batch_size must be between 1 and n_train = {n}; got {bsz!r}.")
-    plan = step_plan(cfg, n)
-    scheduled = cfg["schedule"] != "constant"
-    # The η and B each step really used, read back from the optimizer and the batch.
-    trace: dict[str, list] | None = {"lr": [], "batch_size": []} if scheduled else None
-    alpha, penalty = cfg["enhance_alpha"], cfg["grad_penalty"]
-    params = [p for p in model.parameters() if p.requires_grad]
-    eval_idx, test_idx = _evaluation_indices(cfg, data, n, dev)
-    evalsets = {
-        "train": (x_train[eval_idx], y_train[eval_idx]),
-        "test": (data.x_test[test_idx].to(dev), data.y_test[test_idx].to(dev)),
-        "shifted_test": (data.x_shift[test_idx].to(dev), data.y_shift[test_idx].to(dev)),
-    }
-    names = [f"{s}_{m}" for s in evalsets for m in ("loss", "acc")]
-    curves: dict[str, list] = {"epoch": [], **{k: [] for k in names}}
 
-    noise_scale: dict[str, list] | None = {} if cfg["noise_scale_every"] else None
-    # Scale-invariant weights (conv/linear weights feeding a BatchNorm): their squared norms
-    # and the temperature T/|w|² they feel, T = η/B of the step that ended the epoch.
-    invariant = None
-    if cfg["record_weight_norms"]:
-        from sgdtemp.models import scale_invariant_weights
+# ---------------------------------------------------------------- the loop
+class _Loop:
+    """One unit of work (a run, or a group of runs sharing every option outside
+    :data:`PER_RUN_KEYS`) from set-up to records, around a step engine.
 
-        invariant = scale_invariant_weights(model)
+    While run ``r`` trains it is row ``j`` of the engine, ``self.active[j] == r``; a run
+    that diverges leaves ``active`` (and the engine) before its update.
+    """
+
+    def __init__(self, cfgs: list[dict], dev: torch.device, engine: type, data: Dataset | None):
+        self.cfgs, self.first, self.dev = cfgs, cfgs[0], dev
+        data, labels = _unit_data(cfgs, data)
+        # channels_last is the fast layout for convolutions on both CPU (oneDNN) and GPU.
+        self.fmt = torch.channels_last if self.first["model"] != "mlp" else torch.contiguous_format
+        models = [_seeded_model(c, data, dev, self.fmt) for c in cfgs]
+        self.n_params = sum(p.numel() for p in models[0].parameters())
+        self.mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1)
+        self.std = torch.tensor(data.std, device=dev).view(1, -1, 1, 1)
+        self.x_train = data.x_train.to(dev)
+        self.y_train = torch.stack(labels).to(dev)  # (R, n): label noise is per run
+        self.n, bsz = self.x_train.shape[0], self.first["batch_size"]
+        if bsz > self.n:
+            raise ParameterError(f"batch_size must be between 1 and n_train = {self.n}; got {bsz!r}.")
+        self.plan = step_plan(self.first, self.n)
+        self.evalsets = _evaluation_sets(self.first, data, self.x_train, self.y_train)
+        self.metrics = [f"{s}_{m}" for s in self.evalsets for m in ("loss", "acc")]
+        self.curves = [{"epoch": [], **{k: [] for k in self.metrics}} for _ in cfgs]
+        self.noise_scales = [{} for _ in cfgs] if self.first["noise_scale_every"] else None
+        # The η and B each step really used, read back from the engine and the batch.
+        self.traces = ([{"lr": [], "batch_size": []} for _ in cfgs]
+                       if self.first["schedule"] != "constant" else None)
+        # Scale-invariant weights (conv/linear weights feeding a BatchNorm): their squared
+        # norms and the temperature T/|w|² they feel, T = η/B of the step that ended the epoch.
+        self.invariant = None
+        if self.first["record_weight_norms"]:
+            from sgdtemp.models import scale_invariant_weights
+
+            self.invariant = scale_invariant_weights(models[0])
+            for c in self.curves:
+                c.update(weight_sq_norm=[], weight_sq_norm_per_layer=[], effective_temperature=[],
+                         effective_temperature_per_layer=[])
+        self.engine = engine(models, cfgs, _autocast(dev), self.fmt, self.mean, self.std)
+        self.active = list(range(len(cfgs)))
+        self.y_active = self.y_train  # the active runs' labels, row by row
+        self.diverged_step: list[int | None] = [None] * len(cfgs)
+        self.steps, self.images = [0] * len(cfgs), [0] * len(cfgs)
+        self.train_time = 0.0
+
+    # ---- evaluation and the per-epoch records
+    def record(self, epoch: int) -> None:
+        """Evaluate the active runs after ``epoch`` epochs and append to their curves."""
+        runs = self.active
+        for r in runs:
+            self.curves[r]["epoch"].append(epoch)
+        for s, (xe, ye) in self.evalsets.items():
+            for r, (loss, acc) in zip(runs, self.engine.evaluate(xe, ye[runs])):
+                self.curves[r][f"{s}_loss"].append(loss)
+                self.curves[r][f"{s}_acc"].append(acc)
+        if self.invariant is not None:
+            for j, r in enumerate(runs):
+                self._record_weight_norms(epoch, self.curves[r], self.engine.module(j), self.cfgs[r])
+        if self.noise_scales is not None and _noise_scale_due(self.first, epoch):
+            for j, r in enumerate(runs):
+                _append(self.noise_scales[r], epoch, _noise_scale_point(
+                    self.engine.module(j), self.cfgs[r], self.x_train, self.y_train[r],
+                    self.mean, self.std, self.fmt))
+
+    def _record_weight_norms(self, epoch: int, curves: dict, model: torch.nn.Module,
+                             cfg: dict) -> None:
+        if epoch:  # the last step of the epoch
+            b_t, c_t = self.plan[epoch - 1][-1]
+        else:  # the first step to come
+            b_t, c_t = self.plan[0][0] if self.plan else (cfg["batch_size"], 1.0)
+        temperature = cfg["lr"] * c_t / b_t
         named = dict(model.named_parameters())
-        invariant_params = [named[k] for k in invariant]
-        curves.update(weight_sq_norm=[], weight_sq_norm_per_layer=[], effective_temperature=[],
-                      effective_temperature_per_layer=[])
+        with torch.no_grad():
+            sq = [float(named[k].detach().double().pow(2).sum()) for k in self.invariant]
+        curves["weight_sq_norm_per_layer"].append(sq)
+        curves["weight_sq_norm"].append(sum(sq))
+        curves["effective_temperature_per_layer"].append([temperature / v for v in sq])
+        curves["effective_temperature"].append(temperature / sum(sq))
 
-    def record(epoch: int) -> None:
-        curves["epoch"].append(epoch)
-        for s, (xe, ye) in evalsets.items():
-            loss, acc = evaluate(model, xe, ye, mean, std, memory_format=fmt, autocast=autocast)
-            curves[f"{s}_loss"].append(loss)
-            curves[f"{s}_acc"].append(acc)
-        if invariant is not None:
-            if epoch:  # the last step of the epoch
-                b_t, c_t = plan[epoch - 1][-1]
-            else:  # the first step to come
-                b_t, c_t = plan[0][0] if plan else (bsz, 1.0)
-            temperature = cfg["lr"] * c_t / b_t
-            with torch.no_grad():
-                sq = [float(p.detach().double().pow(2).sum()) for p in invariant_params]
-            curves["weight_sq_norm_per_layer"].append(sq)
-            curves["weight_sq_norm"].append(sum(sq))
-            curves["effective_temperature_per_layer"].append([temperature / v for v in sq])
-            curves["effective_temperature"].append(temperature / sum(sq))
-        if noise_scale is not None and _noise_scale_due(cfg, epoch):
-            _append(noise_scale, epoch, _noise_scale_point(model, cfg, x_train, y_train, mean, std, fmt))
+    # ---- training
+    def train(self, progress: bool) -> None:
+        from tqdm import tqdm
 
-    record(0)
-    initial_loss = curves["train_loss"][0]
-    threshold = DIVERGENCE_FACTOR * initial_loss
-    # Batch order and augmentation draw from their own generators, seeded by the run seed.
-    order_gen = torch.Generator().manual_seed(cfg["seed"])
-    aug_gen = torch.Generator(device=dev).manual_seed(cfg["seed"] + 1_000_003)
+        self.record(0)
+        first, R = self.first, len(self.cfgs)
+        # float32 thresholds (compared with float32 losses), as python floats per run
+        self.thresholds = torch.tensor([DIVERGENCE_FACTOR * c["train_loss"][0]
+                                        for c in self.curves]).tolist()
+        # Batch order and augmentation draw from their own generators, seeded by the run seed.
+        self.order_gens = [torch.Generator().manual_seed(c["seed"]) for c in self.cfgs]
+        self.aug_gens = [torch.Generator(device=self.dev).manual_seed(c["seed"] + 1_000_003)
+                         for c in self.cfgs]
+        desc = (f"{first['model']} η={first['lr']:g} B={first['batch_size']}" if R == 1
+                else f"{R} × {first['model']} B={first['batch_size']}")
+        bar = tqdm(total=sum(map(len, self.plan)), disable=not progress, unit="step", leave=False,
+                   desc=desc)
+        for epoch in range(1, first["epochs"] + 1):
+            t0 = time.perf_counter()
+            self._epoch(self.plan[epoch - 1], bar)
+            if self.dev.type == "cuda":
+                torch.cuda.synchronize()
+            self.train_time += time.perf_counter() - t0
+            if not self.active:
+                break
+            self.record(epoch)
+            if R == 1:
+                bar.set_postfix(train_loss=f"{self.curves[0]['train_loss'][-1]:.3f}",
+                                test_acc=f"{self.curves[0]['test_acc'][-1]:.3f}")
+            else:
+                bar.set_postfix(runs=len(self.active))
+        bar.close()
 
-    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of the (augmented) batch ``idx``."""
-        xb = x_train[idx]
-        if cfg["augment"]:
-            xb = random_crop_flip(xb, 4, aug_gen)
-        xb = normalise(xb, mean, std).contiguous(memory_format=fmt)
-        with autocast():
-            return F.cross_entropy(model(xb).float(), y_train[idx])
-
-    # Checking the loss forces a GPU sync: there, look at a window of steps at once.
-    check_every = 25 if on_cuda else 1
-    diverged_step = None
-    train_time, train_images, step = 0.0, 0, 0
-    bar = tqdm(total=sum(map(len, plan)), disable=not progress, unit="step",
-               desc=f"{cfg['model']} η={cfg['lr']:g} B={bsz}", leave=False)
-    model.train()
-    for epoch in range(1, cfg["epochs"] + 1):
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=order_gen).to(dev)
-        pending: list[torch.Tensor] = []
-        steps, pos, epoch_images = plan[epoch - 1], 0, 0
-        for s, (b_t, c_t) in enumerate(steps):
-            idx = perm[pos:pos + b_t]
+    def _epoch(self, steps: list[tuple[int, float]], bar) -> None:
+        """One epoch's steps ``(B_t, c_t)`` for the active runs; each run's permutation of
+        the training set is cut into consecutive batches (two a step with noise
+        enhancement)."""
+        two = self.first["enhance_alpha"] > 0
+        perms = torch.stack([torch.randperm(self.n, generator=self.order_gens[r])
+                             for r in self.active]).to(self.dev)
+        pos = 0
+        for b_t, c_t in steps:
+            idx = perms[:, pos:pos + b_t]  # (R_active, b_t)
             pos += b_t
-            if scheduled:
-                for group in opt.param_groups:
-                    group["lr"] = cfg["lr"] * c_t
-            loss = batch_loss(idx)
-            objective = loss
-            if alpha > 0:  # ĝ = (1+α)ĝ₁ − αĝ₂: the gradient of (1+α)L̂₁ − αL̂₂
-                idx2 = perm[pos:pos + b_t]
+            xb, yb = self._batch(idx)
+            second = None
+            if two:  # noise enhancement: a second, disjoint batch of B
+                second = self._batch(perms[:, pos:pos + b_t])
                 pos += b_t
-                objective = (1 + alpha) * loss - alpha * batch_loss(idx2)
-            elif penalty > 0:  # L̂_B + λ‖∇L̂_B‖², by double backward
-                g = torch.autograd.grad(loss, params, create_graph=True)
-                objective = loss + penalty * sum((gi * gi).sum() for gi in g)
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            pending.append(loss.detach())
-            if len(pending) == check_every or s == len(steps) - 1:
-                losses = torch.stack(pending).float().cpu().numpy()
-                bad = np.flatnonzero(~np.isfinite(losses) | (losses > threshold))
-                if bad.size:
-                    diverged_step = step - len(pending) + 1 + int(bad[0])
-                    break
-                pending = []
-            opt.step()  # after the check, so a diverged step never updates the weights
-            if trace is not None:
-                trace["lr"].append(opt.param_groups[0]["lr"])
-                trace["batch_size"].append(len(idx))
-            step += 1
-            epoch_images += len(idx) * (2 if alpha > 0 else 1)
+            losses = self.engine.gradients(xb, yb, second, c_t)
+            keep = self._divergence_check(losses)
+            if keep is not None:
+                if not self.active:
+                    return
+                perms = perms[torch.tensor(keep, dtype=torch.long, device=self.dev)]
+            self.engine.update(c_t)
+            for j, r in enumerate(self.active):
+                self.steps[r] += 1
+                self.images[r] += b_t * (2 if two else 1)
+                if self.traces is not None:
+                    self.traces[r]["lr"].append(self.engine.lr_used(j, c_t))
+                    self.traces[r]["batch_size"].append(int(idx.shape[1]))
             bar.update(1)
-        if on_cuda:
-            torch.cuda.synchronize()
-        train_time += time.perf_counter() - t0
-        train_images += epoch_images
-        if diverged_step is not None:
-            break
-        record(epoch)
-        bar.set_postfix(train_loss=f"{curves['train_loss'][-1]:.3f}",
-                        test_acc=f"{curves['test_acc'][-1]:.3f}")
-    bar.close()
 
-    result: dict[str, Any] = {
-        "config": cfg,
-        "curves": curves,
-        "final": {k: curves[k][-1] for k in names},
-        "diverged": diverged_step is not None,
-        "diverged_step": diverged_step,
-        "curvature": None,
-        "noise": None,
-        "images_per_second": train_images / train_time if train_time > 0 else None,
-        "steps": step,
-        "n_parameters": n_params,
-        "device": _device_name(dev),
+    def _divergence_check(self, losses: list[float]) -> list[int] | None:
+        """The divergence rule, before the update: runs whose batch loss is non-finite or
+        above 1000 × their initial training loss stop at this step. Returns the rows that
+        go on when some stopped (None when none did), with the runs removed from
+        ``active`` and from the engine."""
+        runs = self.active
+        bad = [j for j, (v, r) in enumerate(zip(losses, runs))
+               if not (math.isfinite(v) and v <= self.thresholds[r])]
+        if not bad:
+            return None
+        keep = [j for j in range(len(runs)) if j not in bad]
+        for j in bad:
+            self.diverged_step[runs[j]] = self.steps[runs[j]]
+        self.active = [runs[j] for j in keep]
+        if self.active:
+            self.engine.keep(keep)
+            self.y_active = self.y_train[self.active]
+        return keep
+
+    def _batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The active runs' images (augmented with each run's generator, normalised),
+        (R_active, b, C, H, W) float32, and labels (R_active, b) at ``idx`` (R_active, b)."""
+        x = self.x_train
+        if self.first["augment"]:
+            crops = [random_crop_flip(x[idx[j]], CROP_PAD, self.aug_gens[r])
+                     for j, r in enumerate(self.active)]
+            xb = crops[0].unsqueeze(0) if len(crops) == 1 else torch.stack(crops)
+        else:
+            xb = x[idx]
+        xb = normalise(xb.flatten(0, 1), self.mean, self.std).view(*idx.shape, *x.shape[1:])
+        return xb, torch.gather(self.y_active, 1, idx)
+
+    # ---- the records
+    def records(self) -> list[dict]:
+        """One record per run (see :func:`run_training`), with the end measurements of the
+        runs that did not diverge."""
+        row_of = {r: j for j, r in enumerate(self.active)}
+        out = []
+        for r, c in enumerate(self.cfgs):
+            curves = self.curves[r]
+            rec: dict[str, Any] = {
+                "config": c,
+                "curves": curves,
+                "final": {k: curves[k][-1] for k in self.metrics},
+                "diverged": self.diverged_step[r] is not None,
+                "diverged_step": self.diverged_step[r],
+                "curvature": None,
+                "noise": None,
+                "images_per_second": self.images[r] / self.train_time if self.train_time > 0 else None,
+                "steps": self.steps[r],
+                "n_parameters": self.n_params,
+                "device": _device_name(self.dev),
+            }
+            if self.traces is not None:
+                rec["schedule_trace"] = self.traces[r]
+            if self.noise_scales is not None:
+                rec["noise_scale"] = self.noise_scales[r]
+            if self.invariant is not None:
+                rec["scale_invariant_weights"] = self.invariant  # the layers of the per-layer curves
+            if r in row_of and (c["curvature"] or c["gradient_noise"]):
+                rec.update(_end_measurements(self.engine.module(row_of[r]), c, self.x_train,
+                                             self.y_train[r], self.mean, self.std, self.fmt))
+            out.append(_plain(rec))
+        return out
+
+
+def _evaluation_sets(cfg: dict, data: Dataset, x_train: torch.Tensor,
+                     y_train: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """name → (uint8 images, labels (R, k)) of the fixed evaluation subsets: images shared
+    by the unit's runs, training labels per run (label noise)."""
+    dev, R = x_train.device, y_train.shape[0]
+    eval_idx, test_idx = _evaluation_indices(cfg, data, x_train.shape[0], dev)
+    return {
+        "train": (x_train[eval_idx], y_train[:, eval_idx]),
+        "test": (data.x_test[test_idx].to(dev), data.y_test[test_idx].to(dev).expand(R, -1)),
+        "shifted_test": (data.x_shift[test_idx].to(dev), data.y_shift[test_idx].to(dev).expand(R, -1)),
     }
-    if trace is not None:
-        result["schedule_trace"] = trace
-    if noise_scale is not None:
-        result["noise_scale"] = noise_scale
-    if invariant is not None:
-        result["scale_invariant_weights"] = invariant  # the layers of the per-layer curves
-    if diverged_step is None and (cfg["curvature"] or cfg["gradient_noise"]):
-        result.update(_end_measurements(model, cfg, x_train, y_train, mean, std, fmt))
-    return _plain(result)
 
 
+# ---------------------------------------------------------------- the step engines
+class ModuleStep:
+    """The step of one run: its ``nn.Module`` and ``torch.optim.SGD`` (any model).
+
+    Engine interface (shared with :class:`StackedStep`; rows are the active runs):
+    ``gradients(xb, yb, second, c_t)`` computes the step's gradients and returns the float32
+    batch losses, one python float per row (read back to the CPU: the divergence rule
+    needs them before the update); ``update(c_t)`` applies the step;
+    ``keep(rows)`` drops the other rows; ``lr_used(j, c_t)`` is row j's η_t;
+    ``evaluate(x, y)`` gives (mean loss, accuracy) per row; ``module(j)`` is row j's
+    network with its current weights.
+    """
+
+    def __init__(self, models: list[torch.nn.Module], cfgs: list[dict], autocast, fmt,
+                 mean: torch.Tensor, std: torch.Tensor):
+        (self.model,), (cfg,) = models, cfgs
+        self.cfg, self.autocast, self.fmt, self.mean, self.std = cfg, autocast, fmt, mean, std
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                                   weight_decay=cfg["weight_decay"])
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.scheduled = cfg["schedule"] != "constant"
+        self.model.train()
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of one normalised batch."""
+        with self.autocast():
+            return F.cross_entropy(self.model(x.contiguous(memory_format=self.fmt)).float(), y)
+
+    def gradients(self, xb, yb, second, c_t: float) -> list[float]:
+        cfg = self.cfg
+        if self.scheduled:
+            for group in self.opt.param_groups:
+                group["lr"] = cfg["lr"] * c_t
+        loss = self._loss(xb[0], yb[0])
+        objective = loss
+        alpha, penalty = cfg["enhance_alpha"], cfg["grad_penalty"]
+        if alpha > 0:  # ĝ = (1+α)ĝ₁ − αĝ₂: the gradient of (1+α)L̂₁ − αL̂₂
+            objective = (1 + alpha) * loss - alpha * self._loss(second[0][0], second[1][0])
+        elif penalty > 0:  # L̂_B + λ‖∇L̂_B‖², by double backward
+            g = torch.autograd.grad(loss, self.params, create_graph=True)
+            objective = loss + penalty * sum((gi * gi).sum() for gi in g)
+        self.opt.zero_grad(set_to_none=True)
+        objective.backward()
+        return [loss.item()]
+
+    def update(self, c_t: float) -> None:
+        self.opt.step()
+
+    def keep(self, rows: list[int]) -> None:
+        """Nothing to drop: one run stops the loop when it diverges."""
+
+    def lr_used(self, j: int, c_t: float) -> float:
+        return self.opt.param_groups[0]["lr"]
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+        return [evaluate(self.model, x, y[0], self.mean, self.std, memory_format=self.fmt,
+                         autocast=self.autocast)]
+
+    def module(self, j: int) -> torch.nn.Module:
+        return self.model
+
+
+class StackedStep:
+    """The step of R runs of one stateless model at once (the mlp, no BatchNorm: nothing
+    is updated inside the forward pass): parameters stacked with
+    ``torch.func.stack_module_state``, one ``vmap(grad(...))`` for every run, and
+    ``torch.optim.SGD``'s update written out with one row per run. Interface: see
+    :class:`ModuleStep`.
+    """
+
+    def __init__(self, models: list[torch.nn.Module], cfgs: list[dict], autocast, fmt,
+                 mean: torch.Tensor, std: torch.Tensor):
+        from torch.func import functional_call, grad, stack_module_state, vmap
+
+        self.models, self.cfgs, self.autocast, self.mean, self.std = models, cfgs, autocast, mean, std
+        self.runs = list(range(len(cfgs)))  # the run of each row
+        params, _ = stack_module_state(models)
+        self.params = {k: v.detach().clone() for k, v in params.items()}
+        self.names = list(self.params)
+        base, dev = models[0], mean.device
+
+        def loss_of(p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(functional_call(base, p, (x,)).float(), y)
+
+        use_two = cfgs[0]["enhance_alpha"] > 0  # the same for the whole group (group_key)
+        use_pen = any(c["grad_penalty"] > 0 for c in cfgs)
+
+        def objective(p: dict, x, y, x2, y2, lam, alpha):
+            """The function whose gradient is the step, and the plain batch loss (for records)."""
+            ce = loss_of(p, x, y)
+            if use_two:  # ĝ = (1+α)ĝ₁ − αĝ₂
+                return (1 + alpha) * ce - alpha * loss_of(p, x2, y2), ce
+            if use_pen:  # L̂_B + λ‖∇L̂_B‖² (λ = 0 for runs without the regularizer)
+                g = grad(loss_of)(p, x, y)
+                return ce + lam * sum((v * v).sum() for v in g.values()), ce
+            return ce, ce
+
+        self.step_fn = vmap(grad(objective, has_aux=True))
+        self.logits_fn = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
+        lr = torch.tensor([c["lr"] for c in cfgs], device=dev)
+        # Per-run hyper-parameters, one row per active run.
+        self.hyper = {"lr": lr, **{k: torch.tensor([c[name] for c in cfgs], device=dev) for k, name in
+                                   (("lam", "grad_penalty"), ("alpha", "enhance_alpha"),
+                                    ("mom", "momentum"), ("wd", "weight_decay"))}}
+        self.use_mom = bool((self.hyper["mom"] > 0).any())
+        self.use_wd = bool((self.hyper["wd"] > 0).any())
+        self.bufs = {k: torch.zeros_like(v) for k, v in self.params.items()} if self.use_mom else None
+        self.scheduled = cfgs[0]["schedule"] != "constant"
+        self.grads: dict[str, torch.Tensor] = {}
+
+    def gradients(self, xb, yb, second, c_t: float) -> list[float]:
+        x2, y2 = second if second is not None else (xb, yb)  # unused without enhancement
+        with self.autocast():
+            self.grads, losses = self.step_fn(self.params, xb, yb, x2, y2, self.hyper["lam"],
+                                              self.hyper["alpha"])
+        return losses.detach().cpu().tolist()
+
+    def update(self, c_t: float) -> None:
+        h = self.hyper
+        lr_t = h["lr"] * c_t if self.scheduled else h["lr"]
+        with torch.no_grad():
+            for k in self.names:  # torch.optim.SGD's update, one row per run
+                g = self.grads[k]
+                if self.use_wd:
+                    g = g + _rows(h["wd"], g) * self.params[k]
+                if self.bufs is not None:
+                    self.bufs[k] = _rows(h["mom"], g) * self.bufs[k] + g
+                    g = self.bufs[k]
+                self.params[k] = self.params[k] - _rows(lr_t, g) * g
+
+    def keep(self, rows: list[int]) -> None:
+        k_idx = torch.tensor(rows, dtype=torch.long, device=self.mean.device)
+        self.runs = [self.runs[j] for j in rows]
+        self.params = {k: v[k_idx] for k, v in self.params.items()}
+        self.grads = {k: v[k_idx] for k, v in self.grads.items()}
+        self.hyper = {k: v[k_idx] for k, v in self.hyper.items()}
+        if self.bufs is not None:
+            self.bufs = {k: v[k_idx] for k, v in self.bufs.items()}
+
+    def lr_used(self, j: int, c_t: float) -> float:
+        return float(self.cfgs[self.runs[j]]["lr"] * c_t)
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+        R, k = y.shape
+        loss_sum = torch.zeros(R, dtype=torch.float64, device=x.device)
+        correct = torch.zeros(R, dtype=torch.int64, device=x.device)
+        for i in range(0, k, EVAL_BATCH):
+            with self.autocast():
+                out = self.logits_fn(self.params, normalise(x[i:i + EVAL_BATCH], self.mean, self.std))
+            out = out.float()
+            yb = y[:, i:i + EVAL_BATCH]
+            ce = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none")
+            loss_sum += ce.view(R, -1).sum(1).double()
+            correct += (out.argmax(-1) == yb).sum(1)
+        return [(float(loss_sum[j]) / k, int(correct[j]) / k) for j in range(R)]
+
+    def module(self, j: int) -> torch.nn.Module:
+        """Row j's run as one module (its own network, weights copied in)."""
+        model = self.models[self.runs[j]]
+        with torch.no_grad():
+            for k, v in model.named_parameters():
+                v.copy_(self.params[k][j])
+        return model
+
+
+def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-run vector (R,) shaped to broadcast over stacked parameters (R, ...)."""
+    return v.view(-1, *([1] * (like.dim() - 1)))
+
+
+# ---------------------------------------------------------------- measurements
 def _end_measurements(model, cfg, x_train, y_train, mean, std, fmt) -> dict:
     """Curvature and gradient noise of the final weights on a fixed training subset.
 
@@ -608,290 +746,3 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
-
-
-# ---------------------------------------------------------------- many runs at once
-def group_key(config: dict) -> tuple:
-    """What runs must share to train in one vectorized group: every option outside
-    :data:`PER_RUN_KEYS` (model, width, depth, data, batch size, epochs, schedule, ...)."""
-    shared = sorted((k, repr(v)) for k, v in config.items() if k not in PER_RUN_KEYS)
-    # Noise enhancement takes two batches a step: runs with and without it cannot share steps.
-    # The explicit regularizer needs a double backward, several times the cost of a plain
-    # step: runs without it are kept out of its groups, where they would pay for it.
-    return tuple(shared) + (("two_batches", config["enhance_alpha"] > 0),
-                            ("double_backward", config["grad_penalty"] > 0))
-
-
-def vectorizable(config: dict) -> bool:
-    """Whether this run can share a vectorized step: models without BatchNorm (the mlp).
-
-    BatchNorm models (small_cnn, resnet) run one at a time: their running statistics are
-    updated in place inside the forward pass, which a vmap over stacked runs would have to
-    replicate exactly, buffer by buffer, to keep each run's numbers; we do not risk it.
-    """
-    from sgdtemp.models import STATELESS_MODELS
-
-    return config["model"] in STATELESS_MODELS
-
-
-def plan_groups(configs: list[dict], max_group: int = 16) -> list[list[int]]:
-    """Indices of ``configs`` cut into units of work: vectorizable runs with equal
-    :func:`group_key`, at most ``max_group`` a unit, in order of first appearance; every
-    other run alone."""
-    by_key: dict[tuple, list[int]] = {}
-    units: list[list[int]] = []
-    for i, c in enumerate(configs):
-        if not vectorizable(c):
-            units.append([i])
-            continue
-        by_key.setdefault(group_key(c), []).append(i)
-    for members in by_key.values():
-        units += [members[j:j + max_group] for j in range(0, len(members), max_group)]
-    return sorted(units, key=lambda u: u[0])
-
-
-def run_trainings(configs: list[dict], *, progress: bool = True, max_group: int = 16,
-                  data: Dataset | None = None) -> list[dict]:
-    """The records of ``[run_training(c) for c in configs]``, in the same order, training
-    runs that share everything but their numbers together.
-
-    Runs of a stateless model (the mlp) with equal :func:`group_key` (same model, width,
-    depth, data set and subset, batch size or batch schedule, epochs) form a group of at
-    most ``max_group``. A group stacks its runs' parameters (``torch.func.stack_module_state``)
-    and takes every SGD step for all of them at once with ``vmap(grad(...))``; each run keeps
-    its own initial weights (its seed), its own batch order and augmentation generators, its
-    own labels (label noise) and its own η, momentum and weight decay, so its record equals
-    the one-at-a-time record up to float rounding (batched matrix products sum in another
-    order). A run whose loss diverges is recorded as diverged at that step and leaves the
-    group; the others go on unchanged. Other runs (BatchNorm models) train one at a time.
-    ``data`` may pass a Dataset already loaded for runs without label noise.
-    """
-    cfgs = [training_config(**c) for c in configs]
-    records: list[dict | None] = [None] * len(cfgs)
-    for unit in plan_groups(cfgs, max_group):
-        if len(unit) == 1:
-            records[unit[0]] = run_training(cfgs[unit[0]], progress=progress, data=data)
-            continue
-        dev = _device(cfgs[unit[0]]["device"])
-        with _deterministic(dev.type == "cpu"):
-            for i, rec in zip(unit, _run_group([cfgs[i] for i in unit], dev, progress, data)):
-                records[i] = rec
-    return records  # type: ignore[return-value]
-
-
-def _group_data(cfgs: list[dict], data: Dataset | None) -> tuple[Dataset, list[torch.Tensor]]:
-    """The group's shared images and each run's training labels (label noise is per run)."""
-    first = cfgs[0]
-    by_noise: dict[float, Dataset] = {}
-    for c in cfgs:
-        if c["label_noise"] not in by_noise:
-            if data is not None and c["label_noise"] == data.label_noise:
-                by_noise[c["label_noise"]] = data
-            else:
-                by_noise[c["label_noise"]] = load_dataset(
-                    first["dataset"], first["data_dir"], n_train=first["n_train"],
-                    seed=first["data_seed"], label_noise=c["label_noise"])
-    base = by_noise[cfgs[0]["label_noise"]]
-    return base, [by_noise[c["label_noise"]].y_train for c in cfgs]
-
-
-def _run_group(cfgs: list[dict], dev: torch.device, progress: bool,
-               data: Dataset | None) -> list[dict]:
-    from torch.func import functional_call, grad, stack_module_state, vmap
-    from tqdm import tqdm
-
-    first, R = cfgs[0], len(cfgs)
-    data, labels = _group_data(cfgs, data)
-    models = []
-    for c in cfgs:
-        with torch.random.fork_rng(devices=[]):  # the same initial weights as run_training
-            torch.manual_seed(c["seed"])
-            models.append(build_model(c["model"], data.n_classes, data.in_channels,
-                                      image_size=int(data.x_train.shape[-1]), width=c["width"],
-                                      depth=c["depth"]).to(dev))
-    params, _ = stack_module_state(models)
-    params = {k: v.detach().clone() for k, v in params.items()}
-    names = list(params)
-    base = models[0]
-    n_params = sum(p.numel() for p in base.parameters())
-
-    def loss_of(p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(functional_call(base, p, (x,)).float(), y)
-
-    use_two = first["enhance_alpha"] > 0  # the same for the whole group (group_key)
-    use_pen = any(c["grad_penalty"] > 0 for c in cfgs)
-
-    def objective(p: dict, x, y, x2, y2, lam, alpha):
-        """The function whose gradient is the step, and the plain batch loss (for records)."""
-        ce = loss_of(p, x, y)
-        if use_two:  # ĝ = (1+α)ĝ₁ − αĝ₂
-            return (1 + alpha) * ce - alpha * loss_of(p, x2, y2), ce
-        if use_pen:  # L̂_B + λ‖∇L̂_B‖² (λ = 0 for runs without the regularizer)
-            g = grad(loss_of)(p, x, y)
-            return ce + lam * sum((v * v).sum() for v in g.values()), ce
-        return ce, ce
-
-    step_fn = vmap(grad(objective, has_aux=True))
-    logits_fn = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
-
-    mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=dev).view(1, -1, 1, 1)
-    x_train = data.x_train.to(dev)
-    y_train = torch.stack(labels).to(dev)  # (R, n)
-    n = x_train.shape[0]
-    plan = step_plan(first, n)
-    scheduled = first["schedule"] != "constant"
-
-    eval_idx, test_idx = _evaluation_indices(first, data, n, dev)
-    # Images shared by all runs; labels per run for the training subset.
-    evalsets = {
-        "train": (x_train[eval_idx], y_train[:, eval_idx]),
-        "test": (data.x_test[test_idx].to(dev), data.y_test[test_idx].to(dev).expand(R, -1)),
-        "shifted_test": (data.x_shift[test_idx].to(dev), data.y_shift[test_idx].to(dev).expand(R, -1)),
-    }
-    metric_names = [f"{s}_{m}" for s in evalsets for m in ("loss", "acc")]
-    curves = [{"epoch": [], **{k: [] for k in metric_names}} for _ in range(R)]
-    noise_scales = [{} for _ in range(R)] if first["noise_scale_every"] else None
-
-    @torch.no_grad()
-    def record(epoch: int, runs: list[int], p: dict) -> None:
-        for s, (xe, ye) in evalsets.items():
-            loss_sum = torch.zeros(len(runs), dtype=torch.float64, device=dev)
-            correct = torch.zeros(len(runs), dtype=torch.int64, device=dev)
-            for i in range(0, xe.shape[0], EVAL_BATCH):
-                out = logits_fn(p, normalise(xe[i:i + EVAL_BATCH], mean, std)).float()
-                yb = ye[runs][:, i:i + EVAL_BATCH]
-                ce = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none")
-                loss_sum += ce.view(len(runs), -1).sum(1).double()
-                correct += (out.argmax(-1) == yb).sum(1)
-            for j, r in enumerate(runs):
-                curves[r][f"{s}_loss"].append(float(loss_sum[j]) / xe.shape[0])
-                curves[r][f"{s}_acc"].append(int(correct[j]) / xe.shape[0])
-        for r in runs:
-            curves[r]["epoch"].append(epoch)
-        if noise_scales is not None and _noise_scale_due(first, epoch):
-            for j, r in enumerate(runs):
-                for k, v in models[r].named_parameters():
-                    v.copy_(p[k][j])
-                _append(noise_scales[r], epoch, _noise_scale_point(
-                    models[r], cfgs[r], x_train, y_train[r], mean, std, torch.contiguous_format))
-
-    active = list(range(R))
-    record(0, active, params)
-    thresholds = torch.tensor([DIVERGENCE_FACTOR * curves[r]["train_loss"][0] for r in range(R)])
-    order_gens = [torch.Generator().manual_seed(c["seed"]) for c in cfgs]
-    aug_gens = [torch.Generator(device=dev).manual_seed(c["seed"] + 1_000_003) for c in cfgs]
-    lr = torch.tensor([c["lr"] for c in cfgs], device=dev)
-    lam = torch.tensor([c["grad_penalty"] for c in cfgs], device=dev)
-    alpha = torch.tensor([c["enhance_alpha"] for c in cfgs], device=dev)
-    mom = torch.tensor([c["momentum"] for c in cfgs], device=dev)
-    wd = torch.tensor([c["weight_decay"] for c in cfgs], device=dev)
-    use_mom, use_wd = bool((mom > 0).any()), bool((wd > 0).any())
-    bufs = {k: torch.zeros_like(v) for k, v in params.items()} if use_mom else None
-    diverged_step: list[int | None] = [None] * R
-    steps_done, images = [0] * R, [0] * R
-    traces = [{"lr": [], "batch_size": []} for _ in range(R)] if scheduled else None
-    train_time, step = 0.0, 0
-
-    def batch(idx: torch.Tensor, runs: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The runs' (augmented, normalised) images and labels at ``idx`` (R_active, b)."""
-        if first["augment"]:
-            xb = torch.stack([random_crop_flip(x_train[idx[j]], 4, aug_gens[r])
-                              for j, r in enumerate(runs)])
-        else:
-            xb = x_train[idx]
-        xb = normalise(xb.flatten(0, 1), mean, std).view(*idx.shape, *x_train.shape[1:])
-        return xb, torch.gather(y_train[runs], 1, idx)
-
-    def shape(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return v.view(-1, *([1] * (like.dim() - 1)))
-
-    bar = tqdm(total=sum(map(len, plan)), disable=not progress, unit="step", leave=False,
-               desc=f"{R} × {first['model']} B={first['batch_size']}")
-    for epoch in range(1, first["epochs"] + 1):
-        t0 = time.perf_counter()
-        perms = torch.stack([torch.randperm(n, generator=order_gens[r]) for r in active]).to(dev)
-        pos = 0
-        for b_t, c_t in plan[epoch - 1]:
-            idx = perms[:, pos:pos + b_t]  # (R_active, b_t)
-            pos += b_t
-            xb, yb = batch(idx, active)
-            if use_two:
-                idx2 = perms[:, pos:pos + b_t]
-                pos += b_t
-                xb2, yb2 = batch(idx2, active)
-            else:
-                xb2, yb2 = xb, yb  # unused
-            grads, losses = step_fn(params, xb, yb, xb2, yb2, lam, alpha)
-            losses = losses.detach().cpu()
-            bad = ~torch.isfinite(losses) | (losses > thresholds[active])
-            if bool(bad.any()):  # these runs stop here, before their update, like run_training
-                keep = (~bad).nonzero().flatten().tolist()
-                for j in bad.nonzero().flatten().tolist():
-                    diverged_step[active[j]] = steps_done[active[j]]
-                active = [active[j] for j in keep]
-                k_idx = torch.tensor(keep, dtype=torch.long, device=dev)
-                params = {k: v[k_idx] for k, v in params.items()}
-                grads = {k: v[k_idx] for k, v in grads.items()}
-                lr, mom, wd = lr[k_idx], mom[k_idx], wd[k_idx]
-                lam, alpha = lam[k_idx], alpha[k_idx]
-                perms = perms[k_idx]
-                if bufs is not None:
-                    bufs = {k: v[k_idx] for k, v in bufs.items()}
-                if not active:
-                    break
-            lr_t = lr * c_t if scheduled else lr
-            with torch.no_grad():
-                for k in names:  # torch.optim.SGD's update, one row per run
-                    g = grads[k]
-                    if use_wd:
-                        g = g + shape(wd, g) * params[k]
-                    if bufs is not None:
-                        bufs[k] = shape(mom, g) * bufs[k] + g
-                        g = bufs[k]
-                    params[k] = params[k] - shape(lr_t, g) * g
-            for j, r in enumerate(active):
-                steps_done[r] += 1
-                images[r] += b_t * (2 if use_two else 1)
-                if traces is not None:
-                    traces[r]["lr"].append(float(cfgs[r]["lr"] * c_t))
-                    traces[r]["batch_size"].append(int(idx.shape[1]))
-            step += 1
-            bar.update(1)
-        train_time += time.perf_counter() - t0
-        if not active:
-            break
-        record(epoch, active, params)
-        bar.set_postfix(runs=len(active))
-    bar.close()
-
-    # Back to one module per run, for the end measurements and the records.
-    final_rows = {r: j for j, r in enumerate(active)}
-    out = []
-    for r, c in enumerate(cfgs):
-        rec: dict[str, Any] = {
-            "config": c,
-            "curves": curves[r],
-            "final": {k: curves[r][k][-1] for k in metric_names},
-            "diverged": diverged_step[r] is not None,
-            "diverged_step": diverged_step[r],
-            "curvature": None,
-            "noise": None,
-            "images_per_second": images[r] / train_time if train_time > 0 else None,
-            "steps": steps_done[r],
-            "n_parameters": n_params,
-            "device": _device_name(dev),
-        }
-        if traces is not None:
-            rec["schedule_trace"] = traces[r]
-        if noise_scales is not None:
-            rec["noise_scale"] = noise_scales[r]
-        if r in final_rows and (c["curvature"] or c["gradient_noise"]):
-            model = models[r]
-            with torch.no_grad():
-                for k, p in model.named_parameters():
-                    p.copy_(params[k][final_rows[r]])
-            rec.update(_end_measurements(model, c, x_train, y_train[r], mean, std,
-                                         torch.contiguous_format))
-        out.append(_plain(rec))
-    return out

@@ -175,3 +175,22 @@ def test_resolutions_table_and_its_empty_case(store, monkeypatch):
     monkeypatch.setattr(cr, "store_cpu_hours", lambda ch: 3.0)
     html = cr.resolutions_html(cr.resolutions(["cifar10_temperature"]))
     assert "4.0×" in html and "9.0" in html  # (0.2/0.1)² seeds, 3 × 3 CPU-hours more
+
+
+def test_report_html_pieces_name_chapters_counts_flags_and_provenance(store):
+    _store(store, "power_law", 10, [_claim("escape_slope_x", False), _claim("ok", True)])
+    _store(store, "power_law", 11, [_claim("escape_slope_x", False), _claim("ok", True)])
+    _store(store, "cifar10_temperature", None, [_claim("a", True)])
+    counts = cr.counts_table_html(["power_law", "cifar10_temperature"])
+    assert "power_law" in counts and "cifar10_temperature" in counts and "<table" in counts
+    rates = cr.claim_rates("power_law")
+    flagged = cr.flagged_html(rates)
+    # held 0 of 2 at 99.73%: flagged, with the chapter's stated reason when it has one
+    assert "escape_slope_x" in flagged
+    import html
+
+    reason = cr.failure_reason("power_law", "escape_slope_x")
+    assert reason is not None and reason.split(";")[-1].strip() in html.unescape(flagged)
+    assert cr.failure_reason("power_law", "no_such_claim") is None
+    prov = cr.provenance_html(["power_law", "cifar10_temperature", "two_minima"])
+    assert "10, 11" in prov and "reference" in prov and "none stored" in prov

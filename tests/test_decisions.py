@@ -169,3 +169,18 @@ def test_seeds_to_detect_gives_the_seeds_whose_detectable_difference_reaches_the
     assert stats.detectable_difference(se_n, n - 1) <= 1.0
     se_prev = 0.5 * math.sqrt(4 / (n - 1))
     assert stats.detectable_difference(se_prev, n - 2) > 1.0
+
+
+def test_fixed_effects_coefficient_matches_least_squares_with_dummies():
+    """y = level(group) + 2·x + noise: the coefficient of x, its s.e. from the residual
+    variance with dof n − (groups + 1), as a direct lstsq with dummy columns gives."""
+    rng = np.random.default_rng(8)
+    g = np.repeat([0, 1, 2], 10)
+    x = rng.normal(size=30)
+    y = np.array([0.0, 5.0, -3.0])[g] + 2.0 * x + rng.normal(0, 0.1, 30)
+    c = stats.fixed_effects_coefficient(y, x, g)
+    X = np.column_stack([(g == k).astype(float) for k in range(3)] + [x])
+    beta, rss, *_ = np.linalg.lstsq(X, y, rcond=None)
+    s2 = rss[0] / (30 - 4)
+    assert c.value == pytest.approx(beta[-1], rel=1e-12) and c.dof == 26 and c.n == 30
+    assert c.se == pytest.approx(math.sqrt(s2 * np.linalg.inv(X.T @ X)[-1, -1]), rel=1e-9)

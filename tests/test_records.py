@@ -43,3 +43,12 @@ def test_glue_refuses_bad_values():
         g("b", True)
     with pytest.raises(ValueError, match="^prefix"):
         Glue("a-b")
+
+
+def test_verdict_word_is_what_the_prose_says():
+    from sgdtemp.records import verdict_word
+
+    assert [verdict_word(v) for v in ("holds", "fails", "unresolved")] == \
+        ["holds", "fails", "is unresolved"]
+    with pytest.raises(KeyError):
+        verdict_word("maybe")

@@ -37,3 +37,14 @@ def test_tables_read_from_the_library():
     assert "[4, 8, 16]" in presets  # lists as values, not reprs with quotes
     power = rp.power_table_html([8, None])
     assert "<td>4.28</td><td>5.36</td>" in power and "<td>3.00</td><td>3.84</td>" in power
+
+
+def test_machine_names_the_commit_python_and_torch():
+    from sgdtemp.presets.reproducing import machine
+
+    table = machine()
+    import platform
+
+    import torch
+
+    assert platform.python_version() in table and torch.__version__ in table

@@ -12,7 +12,7 @@ that had not finished. Runs execute
 * or in this process (``executor="serial"``; no pickling, easiest to debug).
 
 With the default run function (``sgdtemp.train``), runs that can share a vectorized
-step (same stateless model, data and batch size, :func:`sgdtemp.train.plan_groups`)
+step (same stateless model, data and batch size, :func:`sgdtemp.training_config.plan_groups`)
 are sent out as groups to :func:`sgdtemp.train.run_trainings`; each run is still
 stored in its own file, with the group's size in its provenance. Groups are cut so
 that every worker gets work (at most ⌈runs / workers⌉ runs, and 16, a group).

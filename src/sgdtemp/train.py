@@ -7,12 +7,12 @@ every step has the same temperature T = η/B), augmentation (random 4-pixel-padd
 crop and horizontal flip) is done on the whole batch with tensor ops, and the update
 is ``torch.optim.SGD`` with momentum and weight decay 0 unless asked otherwise.
 
-:func:`run_training` takes one configuration (see :func:`training_config`) and returns
+:func:`run_training` takes one configuration (see :func:`sgdtemp.training_config.training_config`) and returns
 a JSON-serialisable record of curves and final metrics; the results store adds
 provenance and caches it. :func:`run_trainings` trains a list of runs, those that share
-everything but their numbers (:func:`plan_groups`) together in one vectorized step.
+everything but their numbers (:func:`sgdtemp.training_config.plan_groups`) together in one vectorized step.
 
-**One loop, two step engines.** Every run goes through one loop, :class:`_Loop`: it builds
+**One loop, two step engines.** Every run goes through one loop, ``_Loop``: it builds
 the seeded networks, the evaluation subsets, the step plan and every batch (order,
 augmentation, the second batch of noise enhancement), applies the divergence rule,
 traces the schedule, evaluates and writes the records. Only the step differs:
@@ -170,7 +170,7 @@ def _evaluation_indices(cfg: dict, data: Dataset, n: int,
 def run_training(config: dict, *, progress: bool = True, data: Dataset | None = None) -> dict:
     """Train one network with SGD and return its record (JSON-serialisable).
 
-    ``config`` is completed and validated by :func:`training_config`. ``data`` may pass a
+    ``config`` is completed and validated by :func:`sgdtemp.training_config.training_config`. ``data`` may pass a
     :class:`.Dataset` already loaded for this config (to skip loading in a sweep); it is
     used when its label noise and shift strength are the run's, else the data are loaded.
 
@@ -206,7 +206,7 @@ def run_trainings(configs: list[dict], *, progress: bool = True, max_group: int 
     """The records of ``[run_training(c) for c in configs]``, in the same order, training
     runs that share everything but their numbers together.
 
-    Runs of a stateless model (the mlp) with equal :func:`group_key` (same model, width,
+    Runs of a stateless model (the mlp) with equal :func:`sgdtemp.training_config.group_key` (same model, width,
     depth, data set and subset, batch size or batch schedule, epochs) form a group of at
     most ``max_group``, trained by :class:`StackedStep`: each run keeps its own initial
     weights (its seed), its own batch order and augmentation generators, its own labels

@@ -1,6 +1,6 @@
 """What a training run is: its configuration, its step plan, and which runs can train together.
 
-:data:`CONFIG_KEYS` lists every option of a run with its default, its check and its meaning;
+``CONFIG_KEYS`` lists every option of a run with its default, its check and its meaning;
 :func:`training_config` completes and validates one (every config that reaches the engine
 or the results store passes through it). :func:`step_plan` says, before any compute, the
 batch size and learning-rate factor of every step of a run: the learning-rate and

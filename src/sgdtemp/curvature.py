@@ -257,6 +257,19 @@ def top_eigenvalue(model: torch.nn.Module, loss_fn, batches: Batches, n_iter: in
     return float(np.linalg.eigvalsh(T)[-1])
 
 
+def _per_example_gradients(model: torch.nn.Module, loss_fn) -> tuple[Params, Callable]:
+    """The model's parameters and ``per_example(params, x, y)``: the gradient of each
+    example's loss (a batch of one, by ``vmap`` over ``grad``), stacked along a first axis.
+    Call it with the model in eval mode, so BatchNorm gives each example the batch's loss."""
+    params, buffers = _split(model)
+    f = _batch_loss(model, loss_fn, buffers)
+
+    def one(p: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return f(p, x.unsqueeze(0), y.unsqueeze(0))
+
+    return params, vmap(grad(one), in_dims=(None, 0, 0))
+
+
 def gradient_noise_trace(model: torch.nn.Module, loss_fn, batches: Batches) -> float:
     """tr Σ = (1/N) Σ_i ‖∇ℓ_i − ∇L‖², the per-example gradient covariance's trace.
 
@@ -266,13 +279,7 @@ def gradient_noise_trace(model: torch.nn.Module, loss_fn, batches: Batches) -> f
     """
     gbar = loss_gradient(model, loss_fn, batches)
     with _eval_mode(model):
-        params, buffers = _split(model)
-        f = _batch_loss(model, loss_fn, buffers)
-
-        def one(p: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return f(p, x.unsqueeze(0), y.unsqueeze(0))
-
-        per_example = vmap(grad(one), in_dims=(None, 0, 0))
+        params, per_example = _per_example_gradients(model, loss_fn)
         total = torch.zeros((), dtype=torch.float64, device=next(iter(params.values())).device)
         for x, y in batches:
             g = per_example(params, x, y)
@@ -311,13 +318,7 @@ def gradient_noise_scale(model: torch.nn.Module, loss_fn, batches: Batches,
         raise ValueError(f"n_blocks must be between 2 and the number of examples {n}; got {n_blocks!r}.")
     block_of = (torch.arange(n) * k) // n  # contiguous blocks of (almost) equal size
     with _eval_mode(model):
-        params, buffers = _split(model)
-        f = _batch_loss(model, loss_fn, buffers)
-
-        def one(p: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return f(p, x.unsqueeze(0), y.unsqueeze(0))
-
-        per_example = vmap(grad(one), in_dims=(None, 0, 0))
+        params, per_example = _per_example_gradients(model, loss_fn)
         dev = next(iter(params.values())).device
         sums = {name: torch.zeros((k, p.numel()), dtype=torch.float64, device=dev)
                 for name, p in params.items()}

@@ -287,6 +287,9 @@ FACTS: dict[str, dict] = {}
 MIN_FIGURE_SCALE = 0.6
 #: Visible words of prose per word of visible code, at least (QuantEcon: 1.6–6.1).
 MIN_PROSE_TO_CODE = 1.5
+#: Lines of the longest code cell a reader may be shown (issue 23): longer computation
+#: belongs in the library, plots behind ``hide-input``.
+MAX_VISIBLE_CELL_LINES = 30
 #: Chapters whose pages are still below MIN_PROSE_TO_CODE (being rewritten), with the ratio
 #: measured on them: their check is an expected failure until they reach it.
 #: Measured 2026-12-05 on the working tree (chapters then being rewritten), visible prose:code
@@ -422,6 +425,16 @@ def test_visible_prose_outweighs_code(chapter, facts_of):
     if m["ratio"] < MIN_PROSE_TO_CODE and chapter in PROSE_BELOW_TARGET:
         pytest.xfail(f"{line}; {PROSE_BELOW_TARGET[chapter]}")
     assert m["ratio"] >= MIN_PROSE_TO_CODE, line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_no_visible_code_cell_over_30_lines(chapter, facts_of):
+    cells = [c.rstrip().splitlines() for c in facts_of(chapter)["codeCells"]]
+    long = [f"{len(c)} lines, starting {c[0][:60]!r}" for c in cells
+            if len(c) > MAX_VISIBLE_CELL_LINES]
+    assert not long, f"{chapter}.html shows code cells over {MAX_VISIBLE_CELL_LINES} lines:\n  " \
+        + "\n  ".join(long)
 
 
 # ---------------------------------------------------------------- the page as a whole

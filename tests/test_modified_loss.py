@@ -150,3 +150,61 @@ def test_trace_coefficient_ratio_is_one_on_the_modified_flow():
     flows = ml.flow_endpoints(p, theta, 0.05, 2)
     assert ml.trace_coefficient_ratio(flows["C_SGD"], flows) == pytest.approx(1.0, abs=1e-12)
     assert ml.trace_coefficient_ratio(flows["C_GD"], flows) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_mean_iterate_se_is_the_norm_of_coordinate_standard_errors():
+    g = np.random.default_rng(2).standard_normal((10, 4, 3))
+    expected = np.linalg.norm(g.std(0, ddof=1) / np.sqrt(10), axis=-1)
+    np.testing.assert_allclose(ml.mean_iterate_se(g), expected, rtol=1e-13)
+
+
+def test_flow_error_order_recovers_the_order_of_a_synthetic_error():
+    # Mean iterates at distance 2 ε^2.5 from the target along a fixed direction, with group
+    # noise 1e-9 of the smallest error: order 2.5, a tiny uncertainty, the errors returned.
+    lrs = np.geomspace(0.01, 0.1, 6)
+    target = np.random.default_rng(0).standard_normal((6, 3))
+    u = np.array([0.6, 0.8, 0.0])
+    exact = target + (2 * lrs**2.5)[:, None] * u
+    noise = 1e-9 * 2 * lrs[0] ** 2.5 * np.random.default_rng(1).standard_normal((8, 6, 3))
+    flows = [{"C": t} for t in target]
+    p, se, err = ml.flow_error_order(lrs, exact + noise, flows, "C")
+    assert p == pytest.approx(2.5, abs=1e-6) and se < 1e-5
+    np.testing.assert_allclose(err, 2 * lrs**2.5, rtol=1e-7)
+
+
+def test_extrapolated_trace_ratio_of_a_linear_rho_is_its_intercept():
+    # Mean iterates at ω_GD + ρ(ε) Δ with ρ(ε) = 1 + 3ε exactly: ρ(0) = 1, no spread.
+    lrs = np.array([0.01, 0.02, 0.04, 0.08])
+    rng = np.random.default_rng(4)
+    flows = [{"C_GD": rng.standard_normal(3), "C_SGD": rng.standard_normal(3)} for _ in lrs]
+    means = np.stack([f["C_GD"] + (1 + 3 * e) * (f["C_SGD"] - f["C_GD"]) for e, f in zip(lrs, flows)])
+    s = ml.extrapolated_trace_ratio(lrs, np.stack([means] * 5), flows)
+    np.testing.assert_allclose(s["rho"], 1 + 3 * lrs, rtol=1e-12)
+    assert s["rho0"] == pytest.approx(1.0, abs=1e-10) and s["se"] < 1e-10
+
+
+def test_window_mean_table_places_runs_by_cell_and_seed():
+    recs = [{"config": {"lr": lr, "seed": 5 + s}, "diverged": lr == 0.4 and s == 1,
+             "curves": {"test_acc": [0.0, 10 * lr + s, 10 * lr + s + 0.5]}}
+            for lr in (0.1, 0.4) for s in (0, 1)]
+    t = ml.window_mean_table(recs[:3], "test_acc", "lr", [0.1, 0.2, 0.4], n_seeds=3,
+                             first_seed=5, window=2)
+    expected = np.full((3, 3), np.nan)
+    expected[0, :2] = [1.25, 2.25]
+    expected[2, 0] = 4.25
+    np.testing.assert_array_equal(t, expected)
+    assert np.isnan(ml.window_mean_table(recs, "test_acc", "lr", [0.1, 0.4], n_seeds=2,
+                                         first_seed=5, window=2)[1, 1])  # diverged
+
+
+def test_extra_cpu_hours_prices_missing_seeds_at_the_cell_mean():
+    class Store:
+        def entry(self, c):
+            return {"provenance": {"cpu_time_s": c["cpu"]}}
+
+    arms = {"plain": [{"lr": 0.1, "cpu": 3600.0}, {"lr": 0.1, "cpu": 7200.0}, {"lr": 0.2, "cpu": 3600.0}],
+            "regularized": [{"grad_penalty": 0.01, "cpu": 1800.0}]}
+    # lr 0.1: 2 seeds at 1.5 h mean, 2 more = 3 h; penalty 0.01: 1 seed at 0.5 h, 3 more = 1.5 h.
+    assert ml.extra_cpu_hours(Store(), arms, 4, [("plain", 0.1), ("regularized", 0.01)]) == \
+        pytest.approx(4.5, rel=1e-12)
+    assert ml.extra_cpu_hours(Store(), arms, 1, [("plain", 0.2)]) == 0.0

@@ -292,3 +292,98 @@ def jackknife(statistic: Callable[[np.ndarray], np.ndarray], groups: np.ndarray)
     loo = np.stack([np.asarray(statistic((total - groups[g]) / (n - 1))) for g in range(n)])
     se = np.sqrt((n - 1) / n * np.sum((loo - loo.mean(0)) ** 2, 0))
     return full, se
+
+
+# ---------------------------------------------------------------- chapter statistics
+def mean_iterate_se(groups: np.ndarray) -> np.ndarray:
+    """Monte Carlo standard error of the mean iterate, one value per learning rate.
+
+    ``groups``: (G, n_lr, d) group means from :func:`epoch_group_means`. Returns shape
+    (n_lr,): the norm of the per-coordinate standard errors, √(Σ_c var_g(ω̄_c) / G), in
+    parameter units.
+    """
+    groups = np.asarray(groups)
+    return np.sqrt(groups.var(0, ddof=1).sum(-1) / groups.shape[0])
+
+
+def flow_error_order(lrs, groups: np.ndarray, flows, which: str):
+    """Fitted order of the distance from the mean iterate to one flow, with its uncertainty.
+
+    ``flows``: one :func:`flow_endpoints` dict per learning rate; ``which``: "C", "C_GD" or
+    "C_SGD". The error at each ε is e(ε) = ‖ω̄_m − ω_which(mε)‖ (parameter units), ω̄_m the
+    mean over all groups. Its order p is fitted by :func:`fit_error_order` with one
+    correction term; the uncertainty adds in quadrature the regression standard error, the
+    Monte Carlo error (jackknife over the groups) and the truncation uncertainty (the range
+    of p when 1, 2 or 3 correction terms are fitted). Returns (p, total s.e., errors (n_lr,)).
+    """
+    target = np.stack([f[which] for f in flows])
+
+    def errors(means):
+        return np.linalg.norm(means - target, axis=-1)
+
+    err = errors(groups.mean(0))
+    p1, se_reg = fit_error_order(lrs, err, n_corrections=1)
+    spread = np.ptp([fit_error_order(lrs, err, n_corrections=k)[0] for k in (1, 2, 3)])
+    _, se_mc = jackknife(lambda mean: fit_error_order(lrs, errors(mean), 1)[0], groups)
+    return p1, float(np.sqrt(se_reg**2 + se_mc**2 + spread**2)), err
+
+
+def extrapolated_trace_ratio(lrs, groups: np.ndarray, flows) -> dict:
+    """ρ of :func:`trace_coefficient_ratio` at each learning rate, and its limit ε → 0.
+
+    ``groups``: (G, n_lr, d) group means; ``flows``: one :func:`flow_endpoints` dict per
+    learning rate. ρ(0) is the intercept of a quadratic in ε fitted to ρ(ε); its error adds
+    in quadrature the Monte Carlo error (jackknife over groups) and the truncation
+    uncertainty |ρ(0)_quadratic − ρ(0)_linear|. Returns a dict with "eps", "rho", "rho_se"
+    (jackknife s.e. per ε), "rho0" and "se" (dimensionless).
+    """
+    lrs = np.asarray(lrs, dtype=float)
+
+    def rho_of(means):
+        return np.array([trace_coefficient_ratio(means[j], flows[j]) for j in range(len(lrs))])
+
+    def intercept(means, deg=2):
+        return np.polyfit(lrs, rho_of(means), deg)[-1]
+
+    rho, rho_se = jackknife(rho_of, groups)
+    rho0, se_mc = jackknife(intercept, groups)
+    trunc = abs(rho0 - intercept(groups.mean(0), deg=1))
+    return {"eps": lrs, "rho": rho, "rho_se": rho_se, "rho0": float(rho0),
+            "se": float(np.hypot(se_mc, trunc))}
+
+
+# ---------------------------------------------------------------- network runs
+def window_mean_table(recs, key: str, cell_key: str, cells, *, n_seeds: int, first_seed: int,
+                      window: int) -> np.ndarray:
+    """Window means of a curve laid out by cell and seed, shape (len(cells), n_seeds).
+
+    Entry [i, s] is the mean of ``key`` over the last ``window`` epochs of the run whose
+    ``config[cell_key]`` is cells[i] and whose seed is ``first_seed + s`` (units of the
+    curve); NaN where there is no such run or it diverged (:func:`sgdtemp.records.metric`).
+    """
+    from sgdtemp import records
+
+    out = np.full((len(cells), n_seeds), np.nan)
+    for r, v in zip(recs, records.metric(recs, key, window=window)):
+        out[list(cells).index(r["config"][cell_key]), r["config"]["seed"] - first_seed] = v
+    return out
+
+
+def extra_cpu_hours(store, arms: dict, n_need: int, cells) -> float:
+    """CPU-hours to bring each (arm, value) cell up to ``n_need`` seeds.
+
+    ``arms``: arm name → run configurations ("plain" cells keyed by "lr", the others by
+    "grad_penalty"); ``store``: the results store holding them. Each missing seed costs
+    the mean CPU time of the cell's stored runs (:func:`sgdtemp.records.cpu_hours`).
+    ``store``: a :class:`sgdtemp.store.ResultsStore` (anything with ``entry(config)``) or
+    its folder.
+    """
+    from sgdtemp import records
+    from sgdtemp.store import ResultsStore
+
+    store = store if hasattr(store, "entry") else ResultsStore(store)
+    total = 0.0
+    for arm, value in cells:
+        cs = [c for c in arms[arm] if c["lr" if arm == "plain" else "grad_penalty"] == value]
+        total += max(0, n_need - len(cs)) * records.cpu_hours(store.entry(c) for c in cs) / len(cs)
+    return total

@@ -168,3 +168,106 @@ def test_sgd_stationary_variance_matches_exact_discrete_recursion():
     se = u2.std(ddof=1) / np.sqrt(u2.size)
     # The mean iterate's offset from θ* is O(η mean(x³e)/h), its square negligible here.
     assert abs(u2.mean() - m_exact) <= 4 * se
+
+
+# ---------------------------------------------------------------- chapter helpers
+def test_whitened_regression_has_identity_hessian():
+    prob = pl.whitened_regression(500, 3, 0.7, np.random.default_rng(8))
+    assert np.allclose(prob.hessian(prob.minimizer()), np.eye(3), atol=1e-12)
+    # the loss floor is about σ²/2 (residual variance of 500 examples: a 10 % band)
+    assert float(prob.loss(prob.minimizer())) == pytest.approx(0.7**2 / 2, rel=0.1)
+
+
+def test_orthonormal_pair():
+    n, m = pl.orthonormal_pair(5, np.random.default_rng(9))
+    assert np.linalg.norm(n) == pytest.approx(1, abs=1e-14)
+    assert np.linalg.norm(m) == pytest.approx(1, abs=1e-14)
+    assert abs(n @ m) < 1e-14
+
+
+def test_noise_ratio_rows_place_the_points_and_predict_exactly():
+    """The points sit at ΔL = r L* (H = I), the predictions are the closed forms, and the
+    ratios equal nᵀΣn / 2L computed from the full covariance."""
+    rng = np.random.default_rng(10)
+    prob = pl.whitened_regression(2000, 3, 1.0, rng)
+    th = prob.minimizer()
+    n, m = pl.orthonormal_pair(3, rng)
+    L_star = float(prob.loss(th))
+    rows = pl.noise_ratio_rows(prob, th, n, m, [0.1, 2.0], n_boot=20, rng=rng)
+    for row in rows:
+        r, L = row["r"], row["L"]
+        assert L - L_star == pytest.approx(r * L_star, rel=1e-9)
+        assert row["predicted_radial"] == pytest.approx(1 + r / (1 + r), rel=1e-9)
+        assert row["predicted_floor"] == pytest.approx((1 + 2 * r) / r, rel=1e-9)
+        S = prob.noise_covariance(th + np.sqrt(2 * r * L_star) * n)
+        assert row["radial"] == pytest.approx(n @ S @ n / (2 * L), rel=1e-10)
+        assert row["tangential"] == pytest.approx(m @ S @ m / (2 * L), rel=1e-10)
+        assert row["floor"] == pytest.approx(row["radial"] * L / (L - L_star), rel=1e-10)
+        assert row["radial_se"] > 0 and row["frob_exact"] < row["frob_2LH"] + 0.2
+    assert pl.noise_ratio_table(rows).count("\n") == len(rows) - 1
+
+
+def test_small_eta_extrapolation_recovers_an_exact_quadratic():
+    """With (φ − 1)ηh/B an exact quadratic in ηh on all but the largest η, the weighted fit
+    returns its coefficients (the largest η, off the curve, is excluded)."""
+    h, lrs, B = 2.0, [0.01, 0.02, 0.05, 0.1, 0.4], 2
+    coef = np.array([0.3, -0.75, 1.0])
+    fits = {}
+    for lr in lrs:
+        y = np.polyval(coef, lr * h) + (5.0 if lr == max(lrs) else 0.0)
+        fits[B, lr] = pl.PhiFit(1 + y * B / (lr * h), 0.1 + lr, np.empty(0))
+    out = pl.small_eta_extrapolation(fits, lrs, [B], h)[B]
+    assert np.allclose(out["coef"], coef, atol=1e-10)
+    assert np.allclose(out["se"], [(0.1 + lr) * lr * h / B for lr in lrs])
+
+
+def test_variance_matched_phi():
+    """φ = 3/2 + L*/(h m), with m averaged per replica (time-major flattening)."""
+    u = np.array([[1.0, 2.0], [3.0, 2.0]]).ravel()  # 2 times × 2 replicas
+    phi, se = pl.variance_matched_phi(u, 2, 0.5, 2.0)
+    per_replica = np.array([(1 + 9) / 2, (4 + 4) / 2])
+    m = per_replica.mean()
+    assert phi == pytest.approx(1.5 + 0.5 / (2.0 * m))
+    assert se == pytest.approx(0.5 / (2.0 * m**2) * per_replica.std(ddof=1) / np.sqrt(2))
+
+
+def test_escape_levels_hit_the_target_times():
+    h, L_star, lr, B, d, target = 1.0, 0.5, 0.1, 1, 2, 400
+    levels = pl.escape_levels(h, L_star, lr, B, d, target)
+    steps = pl.mean_first_passage_time(levels[[0, -1]], h, L_star, lr / B, d, "paper",
+                                       n_grid=20_001, monitor_step=lr) / lr
+    assert steps == pytest.approx([target / 30, target], rel=1e-6)
+    assert np.all(np.diff(np.log(levels)) == pytest.approx(np.log(levels[1] / levels[0])))
+
+
+def test_quadratic_loss_is_the_regression_loss():
+    rng = np.random.default_rng(11)
+    prob = LinearRegression.gaussian(300, 3, rng=rng)
+    th = prob.minimizer()
+    loss = pl.quadratic_loss(th, float(prob.loss(th)), prob.hessian(th))
+    thetas = th + rng.standard_normal((5, 3))
+    assert np.allclose(loss(thetas), prob.loss(thetas), rtol=1e-10)
+
+
+def test_escape_summary_drops_unfinished_replicas_and_fits_the_slope():
+    levels = np.array([1.5, 2.0, 3.0])
+    steps = np.vstack([levels**4, 2 * levels**4, [1.0, 2.0, np.inf]])
+    f = pl.escape_summary(levels, steps, 1.0, 0.5, 0.1, 1, 1, n_boot=10, rng=0)
+    assert f["unfinished"] == 1
+    assert f["slope"] == pytest.approx(4.0)
+    assert f["slope_se"] == pytest.approx(0.0, abs=1e-10)  # every replica is an exact power law
+    assert np.allclose(f["mean"], 1.5 * levels**4)
+    assert set(f["theory"]) == set(pl.NOISE_MODELS)
+    assert "d = 1" in pl.escape_summary_text(1, f, 0.1, 1)
+
+
+def test_stationary_phi_fits_shapes_and_scale():
+    """One fit per (B, η); samples are K·R displacements; φ̂ is of the order of 1 + B/(ηh)."""
+    rng = np.random.default_rng(12)
+    prob = pl.whitened_regression(2000, 1, 1.0, rng)
+    th = prob.minimizer()
+    fits, samples = pl.stationary_phi_fits(prob, th, [1], [0.2], relaxation_times=40,
+                                           n_replicas=50, seed=0, n_boot=20, rng=rng)
+    assert set(fits) == set(samples) == {(1, 0.2)}
+    assert samples[1, 0.2].size % 50 == 0 and samples[1, 0.2].size >= 50 * 30
+    assert 0.5 * 6 < fits[1, 0.2].phi < 1.5 * 6

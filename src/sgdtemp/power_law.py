@@ -31,11 +31,40 @@ from scipy.integrate import cumulative_trapezoid
 from scipy.optimize import brentq
 from scipy.special import digamma, gammaln
 
-from sgdtemp.dynamics import replica_array, stochastic_gradient
+from sgdtemp.dynamics import replica_array, simulate_sgd, stochastic_gradient
 from sgdtemp.landscapes import FiniteSumProblem
+from sgdtemp.regression import LinearRegression
+from sgdtemp.stats import bootstrap
 
 NOISE_MODELS = ("paper", "gaussian", "gibbs")
 MONITORING_BETA = 0.5825971579390106  # −ζ(1/2)/sqrt(2π)
+
+
+# ---------------------------------------------------------------- problems
+def whitened_regression(n_examples: int, dim: int, noise_std: float,
+                        rng: np.random.Generator) -> LinearRegression:
+    """Linear regression with Gaussian inputs whitened so that H = XᵀX/N = I exactly (h = 1).
+
+    Targets y = Xw + σe with a random teacher w ~ N(0, I/d) and label noise σ = ``noise_std``
+    (e ~ N(0, 1)): the residual at θ* is independent of x, and the loss floor is L* ≈ σ²/2.
+    Draws from ``rng`` in the order X, w, e.
+    """
+    X = rng.standard_normal((n_examples, dim))
+    w, V = np.linalg.eigh(X.T @ X / n_examples)
+    X = X @ V @ np.diag(w ** -0.5) @ V.T
+    y = X @ (rng.standard_normal(dim) / np.sqrt(dim)) + noise_std * rng.standard_normal(n_examples)
+    return LinearRegression(X, y)
+
+
+def orthonormal_pair(dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two random orthonormal vectors (n, m) in ℝᵈ (d ≥ 2): n uniform on the sphere, m the
+    normalised part of a second Gaussian draw orthogonal to n (Gram–Schmidt)."""
+    n = rng.standard_normal(dim)
+    n /= np.linalg.norm(n)
+    m = rng.standard_normal(dim)
+    m -= (m @ n) * n
+    m /= np.linalg.norm(m)
+    return n, m
 
 
 # ---------------------------------------------------------------- noise covariance
@@ -76,6 +105,50 @@ def noise_along(problem: FiniteSumProblem, theta: np.ndarray, direction: np.ndar
         p = proj[rng.integers(0, N, N)]
         boot[b] = np.mean((p - p.mean()) ** 2)
     return value, boot
+
+
+def noise_ratio_rows(problem: FiniteSumProblem, theta_star: np.ndarray, radial: np.ndarray,
+                     tangential: np.ndarray, excess_ratios, *, n_boot: int,
+                     rng: np.random.Generator) -> list[dict]:
+    """Σ(θ) against 2LH at θ = θ* + u along ``radial`` (unit n), one row per r in
+    ``excess_ratios``, for an isotropic problem with H = I.
+
+    u = sqrt(2 r L*) n, so ΔL = ½|u|² = r L*. Each row holds r, L, the ratios
+    ``radial`` = nᵀΣn / 2L and ``tangential`` = mᵀΣm / 2L (m = ``tangential``, ⊥ n), the
+    excess-loss ratio ``floor`` = nᵀΣn / 2(L − L*), each with a bootstrap standard error
+    over the N examples (``*_se``), their Gaussian-input predictions
+    ``predicted_radial`` = 1 + ΔL/L and ``predicted_floor`` = (2L − L*)/(L − L*), and the
+    relative Frobenius errors ‖Σ − M‖/‖2LH‖ of M = 2LH (``frob_2LH``) and of
+    M = 2LH + ∇L∇Lᵀ (``frob_exact``). All ratios are dimensionless. ``rng`` is used for the
+    radial then the tangential bootstrap at each r in turn.
+    """
+    L_star = float(problem.loss(theta_star))
+    rows = []
+    for r in excess_ratios:
+        theta = theta_star + np.sqrt(2 * r * L_star) * radial
+        L = float(problem.loss(theta))
+        rad, rad_boot = noise_along(problem, theta, radial, n_boot=n_boot, rng=rng)
+        tan, tan_boot = noise_along(problem, theta, tangential, n_boot=n_boot, rng=rng)
+        models = noise_covariance_models(problem, theta, loss_floor=L_star)
+        scale = np.linalg.norm(models["2LH"])
+        rows.append(dict(
+            frob_2LH=np.linalg.norm(models["measured"] - models["2LH"]) / scale,
+            frob_exact=np.linalg.norm(models["measured"] - models["2LH+ggT"]) / scale,
+            r=r, L=L, radial=rad / (2 * L), radial_se=rad_boot.std(ddof=1) / (2 * L),
+            tangential=tan / (2 * L), tangential_se=tan_boot.std(ddof=1) / (2 * L),
+            floor=rad / (2 * (L - L_star)), floor_se=rad_boot.std(ddof=1) / (2 * (L - L_star)),
+            predicted_radial=1 + (L - L_star) / L, predicted_floor=(2 * L - L_star) / (L - L_star)))
+    return rows
+
+
+def noise_ratio_table(rows: list[dict]) -> str:
+    """The rows of :func:`noise_ratio_rows` as text, one line per ΔL/L*."""
+    return "\n".join(
+        f"ΔL/L* = {row['r']:5.2f}:  radial Σ/(2LH) = {row['radial']:.4f} ± {row['radial_se']:.4f} "
+        f"(Gaussian theory {row['predicted_radial']:.4f}),  tangential {row['tangential']:.4f} "
+        f"± {row['tangential_se']:.4f},  Σ/(2(L−L*)H) = {row['floor']:.1f};  "
+        f"‖Σ − 2LH‖/‖2LH‖ = {row['frob_2LH']:.3f}, ‖Σ − 2LH − ∇L∇Lᵀ‖/‖2LH‖ = {row['frob_exact']:.3f}"
+        for row in rows)
 
 
 # ---------------------------------------------------------------- exponents
@@ -187,6 +260,66 @@ def phi_from_variance(variance: float, L_star: float, h: float) -> float:
     return 1.5 + L_star / (h * variance)
 
 
+def stationary_phi_fits(problem: FiniteSumProblem, theta_star: np.ndarray, batch_sizes, lrs, *,
+                        relaxation_times: int, n_replicas: int, seed: int, n_boot: int,
+                        rng: np.random.Generator) -> tuple[dict, dict]:
+    """Fitted φ of 1-D SGD's stationary density at every (B, η) of ``batch_sizes`` × ``lrs``.
+
+    Each run starts at θ*, discards 5 relaxation times τ = 1/(ηh) (in steps), then records
+    every τ steps for ``relaxation_times`` τ in all, with ``n_replicas`` replicas drawn with
+    replacement (seed = 1000·``seed`` + 10B + index of η). Returns ``(fits, samples)`` keyed
+    by (B, η): the :class:`PhiFit` of :func:`fit_phi` (bootstrap over replicas from ``rng``)
+    and the recorded displacements u = θ − θ*, flattened time-major (K·R,).
+    """
+    L_star = float(problem.loss(theta_star))
+    h = float(problem.hessian(theta_star)[0, 0])
+    lrs = list(lrs)
+    fits, samples = {}, {}
+    for B in batch_sizes:
+        for lr in lrs:
+            tau = 1.0 / (lr * h)
+            every = max(1, int(round(tau)))
+            run = simulate_sgd(problem, theta_star, lr, B, int(relaxation_times * tau),
+                               n_replicas=n_replicas, replacement=True, record_every=every,
+                               burn_in=int(5 * tau), seed=seed * 1000 + 10 * B + lrs.index(lr))
+            u = run.snapshots - theta_star
+            fits[B, lr] = fit_phi(u, L_star, h, n_boot=n_boot, rng=rng)
+            samples[B, lr] = u[..., 0].ravel()
+    return fits, samples
+
+
+def small_eta_extrapolation(fits: dict, lrs, batch_sizes, h: float) -> dict[int, dict]:
+    """Per batch size B, y = (φ̂ − 1)ηh/B against x = ηh, extrapolated to ηh → 0.
+
+    Eq. (φ − 1)ηh/B = 1 − ηh(½ + 1/2B) + O((ηh)²): a weighted (1/s.e.) quadratic fit over
+    all η but the largest. Returns, per B, ``y`` and ``se`` (one per η, dimensionless),
+    ``coef`` (quadratic, linear, intercept, as np.polyfit) and ``cov`` (their covariance,
+    unscaled: from the standard errors alone).
+    """
+    x = np.array(lrs) * h
+    mask = x < x.max()
+    out = {}
+    for B in batch_sizes:
+        y = np.array([(fits[B, lr].phi - 1) * lr * h / B for lr in lrs])
+        se = np.array([fits[B, lr].stderr * lr * h / B for lr in lrs])
+        coef, cov = np.polyfit(x[mask], y[mask], 2, w=1 / se[mask], cov="unscaled")
+        out[B] = dict(y=y, se=se, coef=coef, cov=cov)
+    return out
+
+
+def variance_matched_phi(u: np.ndarray, n_replicas: int, L_star: float,
+                         h: float) -> tuple[float, float]:
+    """φ = 3/2 + L*/(h m) from the mean square m of 1-D displacements, and its standard error.
+
+    ``u`` (K·R,) is flattened time-major over ``n_replicas`` replicas (as
+    :func:`stationary_phi_fits` returns it); m is averaged per replica first, so the error
+    s.e.(m) comes from the spread across replicas and s.e.(φ) = L*/(h m²)·s.e.(m).
+    """
+    u2 = (np.asarray(u) ** 2).reshape(-1, n_replicas).mean(0)
+    m, m_se = u2.mean(), u2.std(ddof=1) / np.sqrt(u2.size)
+    return phi_from_variance(m, L_star, h), L_star / (h * m**2) * m_se
+
+
 # ---------------------------------------------------------------- first passage: theory
 def _radial_diffusions(rho, h, L_star, temperature, model):
     L = L_star + 0.5 * h * rho**2
@@ -234,6 +367,27 @@ def mean_first_passage_time(levels: np.ndarray, h: float, L_star: float, tempera
     return np.interp(rho_c, rho, tau)
 
 
+def escape_levels(h: float, L_star: float, lr: float, batch_size: int, dim: int,
+                  target_steps: float, n_levels: int = 6, span: float = 30.0,
+                  n_grid: int = 20_001) -> np.ndarray:
+    """Levels c (L = cL*, dimensionless) spaced geometrically between where the 2LH SDE
+    (monitored every step) predicts a mean first passage of ``target_steps``/``span`` SGD
+    steps and where it predicts ``target_steps``: the window the escape slope is fitted on.
+
+    Steps = τ(c)/η with τ from :func:`mean_first_passage_time` (T = η/B); each end is the
+    root of log(steps(c)/target) by Brent's method.
+    """
+    T = lr / batch_size
+
+    def steps_at(c):
+        return mean_first_passage_time(np.array([c]), h, L_star, T, dim, "paper", n_grid=n_grid,
+                                       monitor_step=lr)[0] / lr
+
+    c_hi = brentq(lambda c: np.log(steps_at(c) / target_steps), 1 + 1e-6, 1e3)
+    c_lo = brentq(lambda c: np.log(steps_at(c) * span / target_steps), 1 + 1e-9, c_hi)
+    return np.geomspace(c_lo, c_hi, n_levels)
+
+
 # ---------------------------------------------------------------- first passage: SGD
 def first_passage_steps(problem: FiniteSumProblem, theta0: np.ndarray, lr: float,
                         batch_size: int, thresholds: np.ndarray, *, n_replicas: int,
@@ -269,3 +423,47 @@ def first_passage_steps(problem: FiniteSumProblem, theta0: np.ndarray, lr: float
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
     """Least-squares slope of log y against log x."""
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def quadratic_loss(theta_star: np.ndarray, L_star: float, H: np.ndarray):
+    """L(θ) = L* + ½ uᵀHu, u = θ − θ*, for replicas θ (R, d) → (R,): exact for linear
+    regression, and cheaper than a pass over the N examples."""
+    def loss(theta):
+        u = theta - theta_star
+        return L_star + 0.5 * np.einsum("rd,de,re->r", u, H, u)
+    return loss
+
+
+def escape_summary(levels: np.ndarray, steps: np.ndarray, h: float, L_star: float, lr: float,
+                   batch_size: int, dim: int, *, n_boot: int, rng: np.random.Generator) -> dict:
+    """Mean first-passage steps of SGD against the SDE theories, and their log-log slopes.
+
+    ``steps`` (R, levels) from :func:`first_passage_steps`; replicas that did not pass every
+    level are dropped (counted in ``unfinished``). Returns ``levels``, ``mean`` and ``se``
+    (steps per level), ``slope`` (least-squares slope of log mean steps against log c) with
+    ``slope_se`` (bootstrap over replicas, from ``rng``), ``theory`` (mean steps τ/η for each
+    of :data:`NOISE_MODELS`, monitored every step) with ``theory_slope`` on the same levels,
+    ``unfinished`` and ``h``.
+    """
+    T = lr / batch_size
+    done = np.isfinite(steps).all(1)
+    steps = steps[done]
+    mean = steps.mean(0)
+    slope_se, _ = bootstrap(steps, lambda s_: loglog_slope(levels, s_.mean(0)), n_boot=n_boot, rng=rng)
+    theory = {m: mean_first_passage_time(levels, h, L_star, T, dim, m, monitor_step=lr) / lr
+              for m in NOISE_MODELS}
+    return dict(levels=levels, mean=mean, se=steps.std(0, ddof=1) / np.sqrt(len(steps)),
+                slope=loglog_slope(levels, mean), slope_se=slope_se, theory=theory,
+                theory_slope={m: loglog_slope(levels, t) for m, t in theory.items()},
+                unfinished=int((~done).sum()), h=h)
+
+
+def escape_summary_text(dim: int, summary: dict, lr: float, batch_size: int) -> str:
+    """One line for an :func:`escape_summary`: the window of c, SGD's slope ± bootstrap s.e.,
+    the three SDE slopes on the same window, the asymptotic exponent and unfinished replicas."""
+    f, ts = summary, summary["theory_slope"]
+    return (f"d = {dim}: c in [{f['levels'][0]:.3f}, {f['levels'][-1]:.3f}], slope {f['slope']:.2f} ± "
+            f"{f['slope_se']:.2f};  log-landscape (2LH) {ts['paper']:.2f}, "
+            f"exact noise {ts['gaussian']:.2f}, Gibbs {ts['gibbs']:.2f};"
+            f"  asymptotic exponent {escape_exponent(lr, batch_size, f['h'], dim):.2f}; "
+            f"unfinished {f['unfinished']}")

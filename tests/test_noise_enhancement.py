@@ -111,3 +111,72 @@ def test_enhanced_sgd_stationary_loss_matches_exact_theory():
     assert abs(per.mean() - exact) < 4 * se
     # And B_eff is what matters: the same exact value as plain SGD at B/5 = 4.
     assert exact == pytest.approx(0.5 * np.trace(H @ ne.stationary_covariance(p, eta, 1 / 4)), rel=1e-12)
+
+
+def test_excess_loss_paths_and_stationary_loss_are_the_simulated_quadratic_form():
+    p = LinearRegression.gaussian(60, 2, rng=3)
+    ts = p.minimizer()
+    kw = dict(n_replicas=7, alpha=0.5, seed=2, record_every=3, burn_in=6)
+    paths = ne.excess_loss_paths(p, ts + 0.1, 0.2, 6, 30, **kw)
+    run = simulate_sgd(p, ts + 0.1, 0.2, 6, 30, n_replicas=7, replacement=True,
+                       noise_enhancement=0.5, record_every=3, burn_in=6, seed=2)
+    expected = np.array([[p.loss(th) - p.loss(ts) for th in snap] for snap in run.snapshots])
+    np.testing.assert_allclose(paths, expected, rtol=1e-9, atol=1e-14)
+    m, se = ne.stationary_excess_loss(p, 0.2, 6, 0.5, n_steps=30, n_replicas=7, burn_in=6,
+                                      record_every=3, seed=2)
+    ref = ne.replica_mean_se(ne.excess_loss_paths(p, ts, 0.2, 6, 30, **kw))
+    assert (m, se) == ref
+    per = ne.excess_loss_paths(p, ts, 0.2, 6, 30, **kw).mean(0)
+    assert se == pytest.approx(per.std(ddof=1) / np.sqrt(7), rel=1e-12)
+    assert ne.stationary_excess_loss_theory(p, 0.2, 0.1) == pytest.approx(
+        0.5 * np.trace(p.hessian(ts) @ ne.stationary_covariance(p, 0.2, 0.1)), rel=1e-14)
+
+
+def test_ratio_mean_se_is_the_delta_method():
+    rng = np.random.default_rng(1)
+    a, b = 2.0 + 0.1 * rng.standard_normal(400), 4.0 + 0.2 * rng.standard_normal(900)
+    r, se = ne.ratio_mean_se(a, b)
+    assert r == pytest.approx(a.mean() / b.mean(), rel=1e-14)
+    rel = np.sqrt((a.std(ddof=1) / np.sqrt(400) / a.mean()) ** 2 + (b.std(ddof=1) / np.sqrt(900) / b.mean()) ** 2)
+    assert se == pytest.approx(r * rel, rel=1e-12)
+
+
+def _cell(curves, diverged=False):
+    return [{"curves": {"test_acc": list(c)}, "diverged": diverged} for c in curves]
+
+
+def test_window_accuracy_reads_the_last_third_at_the_coarser_record_times():
+    fine = _cell([np.arange(13) / 100, np.arange(13) / 50])     # 12 records after the first
+    coarse = _cell([np.zeros(4), np.zeros(4)])                    # 3 records: every 4th
+    assert ne.n_records(fine) == 12 and ne.n_records(coarse) == 3
+    np.testing.assert_allclose(ne.window_accuracy(fine), [10.5, 21.0])   # mean of the last 4
+    np.testing.assert_allclose(ne.window_accuracy(fine, like=coarse), [12.0, 24.0])  # the last one
+    with pytest.raises(ValueError):
+        ne.window_accuracy(_cell([np.zeros(6)]), like=_cell([np.zeros(5)]))
+
+
+def test_collapse_coefficient_is_zero_when_only_b_eff_matters_and_finds_a_slope():
+    rng = np.random.default_rng(0)
+    seeds = rng.standard_normal(4)
+    level = {8: 80.0, 16: 82.0, 32: 81.0}
+    plain = {b: level[b] + seeds for b in level}
+    assert ne.collapse_coefficient(plain, dict(plain), 64).value == pytest.approx(0, abs=1e-10)
+    shifted = {b: level[b] + seeds + 0.5 * np.log2(64 / b) for b in level}
+    assert ne.collapse_coefficient(plain, shifted, 64).value == pytest.approx(0.5, rel=1e-9)
+
+
+def test_seeds_to_resolve_and_cpu_hours_per_seed():
+    from sgdtemp import stats
+
+    d = stats.equivalence(0.1, 0.5, 1.0, dof=3)
+    target, n = ne.seeds_to_resolve(d, 4, 1, -1)
+    assert target == 1.0 and n == stats.seeds_to_detect(1.0, 0.5, 4, 1, -1) and n > 4
+    d = stats.directional(0.1, 0.5, 0.8, +1, dof=3)
+    assert ne.seeds_to_resolve(d, 4, 1, -1)[0] == 0.8
+
+    class Store:
+        def entry(self, c):
+            return {"provenance": {"cpu_time_s": c["cpu"], "group_size": 1}}
+
+    cells = [[{"cpu": 3600}, {"cpu": 7200}], [{"cpu": 1800}, {"cpu": 1800}]]
+    assert ne.cpu_hours_per_seed(Store(), cells, 2) == pytest.approx(2.0)

@@ -14,14 +14,20 @@ per-example gradients per step.
 
 On least squares the first two moments of SGD close exactly (the gradient is linear in θ),
 including the multiplicative part of the noise, which gives the exact discrete-time
-stationary covariance and the exact expected loss curve used to check simulations.
+stationary covariance and the exact expected loss curve used to check simulations; the
+simulated counterparts (:func:`excess_loss_paths`, :func:`stationary_excess_loss`) live here
+too. The network section's bookkeeping (window means at matched record times, the collapse
+contrast on B_eff, the seeds and CPU-hours an open claim needs) is at the end.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from sgdtemp.dynamics import simulate_sgd
+from sgdtemp.records import cpu_hours, metric
 from sgdtemp.regression import LinearRegression
+from sgdtemp.stats import fixed_effects_coefficient, seeds_to_detect
 
 
 def enhancement_factor(alpha: float) -> float:
@@ -131,3 +137,117 @@ def expected_excess_loss_curve(problem: LinearRegression, lr: float, scale: floa
         mu = A @ mu
         out[k] = 0.5 * np.trace(H @ S)
     return out
+
+
+# ---------------------------------------------------------------- least-squares simulations
+def excess_loss_paths(problem: LinearRegression, theta0: np.ndarray, lr: float, batch_size: int,
+                      n_steps: int, *, n_replicas: int, alpha: float = 0.0, seed: int = 0,
+                      record_every: int = 1, burn_in: int = 0) -> np.ndarray:
+    """L(θ) − L* = ½ δᵀHδ (δ = θ − θ*) along R replicas of SGD from ``theta0``, shape
+    (snapshots, R): every ``record_every`` steps after ``burn_in`` (with the defaults, steps
+    1 … ``n_steps``).
+
+    Minibatches are drawn with replacement, so enhanced SGD at (B, α) has exactly the noise
+    scale of plain SGD at B_eff (see :func:`noise_scale`); ``alpha`` = 0 is plain SGD.
+    Units: those of the loss.
+    """
+    theta_star = problem.minimizer()
+    H = problem.hessian(theta_star)
+    run = simulate_sgd(problem, theta0, lr, batch_size, n_steps, n_replicas=n_replicas,
+                       replacement=True, noise_enhancement=alpha, record_every=record_every,
+                       burn_in=burn_in, seed=seed)
+    delta = run.snapshots - theta_star
+    return 0.5 * np.einsum("kri,ij,krj->kr", delta, H, delta)
+
+
+def replica_mean_se(paths: np.ndarray) -> tuple[float, float]:
+    """Mean over replicas of each replica's time average of ``paths`` (snapshots, R), and its
+    standard error s/√R: the time averages are independent across replicas, so s is their
+    sample standard deviation (ddof = 1)."""
+    per_replica = np.asarray(paths, dtype=float).mean(0)
+    return float(per_replica.mean()), float(per_replica.std(ddof=1) / np.sqrt(per_replica.size))
+
+
+def stationary_excess_loss(problem: LinearRegression, lr: float, batch_size: int, alpha: float,
+                           *, n_steps: int, n_replicas: int, burn_in: int, record_every: int,
+                           seed: int) -> tuple[float, float]:
+    """Measured stationary E L − L* of SGD (enhanced when ``alpha`` > 0) started at θ*, and
+    its standard error: :func:`replica_mean_se` of :func:`excess_loss_paths` after
+    ``burn_in`` steps. Units: those of the loss."""
+    paths = excess_loss_paths(problem, problem.minimizer(), lr, batch_size, n_steps,
+                              n_replicas=n_replicas, alpha=alpha, seed=seed,
+                              record_every=record_every, burn_in=burn_in)
+    return replica_mean_se(paths)
+
+
+def stationary_excess_loss_theory(problem: LinearRegression, lr: float, scale: float, *,
+                                  multiplicative: bool = True) -> float:
+    """Exact stationary E L − L* = ½ tr(H S), S from :func:`stationary_covariance` at noise
+    scale c = ``scale``; without ``multiplicative``, the additive-noise approximation."""
+    H = problem.hessian(problem.minimizer())
+    return 0.5 * np.trace(H @ stationary_covariance(problem, lr, scale, multiplicative=multiplicative))
+
+
+def ratio_mean_se(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float]:
+    """r = mean(numerator)/mean(denominator) of two independent samples and its standard
+    error by the delta method, se_r = r·√((se_n/m_n)² + (se_d/m_d)²), each se = s/√n
+    (ddof = 1). Unitless when both samples have the same units."""
+    a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    ratio = a.mean() / b.mean()
+    se = ratio * np.hypot(a.std(ddof=1) / np.sqrt(a.size) / a.mean(),
+                          b.std(ddof=1) / np.sqrt(b.size) / b.mean())
+    return float(ratio), float(se)
+
+
+# ---------------------------------------------------------------- network runs
+def n_records(cell: list[dict]) -> int:
+    """Records (evaluations after the initial one) of the first run of ``cell``, a list of
+    training records (one per seed) with a ``test_acc`` curve."""
+    return len(cell[0]["curves"]["test_acc"]) - 1
+
+
+def window_accuracy(cell: list[dict], like: list[dict] | None = None) -> np.ndarray:
+    """Per seed: test accuracy (%) averaged over the last third of the records (at least one).
+
+    With ``like`` (runs of as many steps, recorded every m-th record time of ``cell``) the
+    average is taken at the record times of ``like`` only, over the last third of *its*
+    records, so the two averages cover the same steps. NaN for a diverged run.
+    """
+    n, n_like = n_records(cell), n_records(like or cell)
+    k, every = max(1, n_like // 3), n // n_like
+    if n % n_like:
+        raise ValueError(f"the finer record must contain the coarser one; got {n} and {n_like} records.")
+    if every == 1:
+        return 100 * metric(cell, "test_acc", window=k)
+    return 100 * np.array([np.nan if r["diverged"] else np.mean(r["curves"]["test_acc"][::-every][:k])
+                           for r in cell])
+
+
+def collapse_coefficient(plain: dict, enhanced: dict, large_batch: int):
+    """The collapse test on B_eff: coefficient of log₂ B at fixed B_eff, with a free level per
+    B_eff and per seed (:func:`sgdtemp.stats.fixed_effects_coefficient`); zero when only
+    B_eff matters. ``plain`` and ``enhanced`` map each B_eff to per-seed values (the same
+    seeds in the same order); a plain run has B = B_eff, an enhanced one B = ``large_batch``.
+    Units: those of the values per doubling of B."""
+    lvl = list(plain)
+    n_seeds = len(plain[lvl[0]])
+    y = np.concatenate([plain[b] for b in lvl] + [enhanced[b] for b in lvl])
+    log2_B = np.log2(np.repeat(lvl + [large_batch] * len(lvl), n_seeds))
+    b_eff = np.tile(np.repeat(lvl, n_seeds), 2)
+    seed_of = np.tile(np.arange(n_seeds), 2 * len(lvl))
+    return fixed_effects_coefficient(y, log2_B, b_eff, seed_of)
+
+
+def seeds_to_resolve(decision, n_seeds: int, dof_per_seed: float, dof_offset: int
+                     ) -> tuple[float, int | None]:
+    """For a claim's decision: the margin (agreement) or effect (directional) its test must
+    be able to see, and the seeds at which its 80%-power detectable difference reaches it
+    (:func:`sgdtemp.stats.seeds_to_detect`, se ∝ 1/√n; None beyond 10,000 seeds)."""
+    target = decision.margin if decision.kind == "agreement" else decision.effect
+    return target, seeds_to_detect(target, decision.se, n_seeds, dof_per_seed, dof_offset)
+
+
+def cpu_hours_per_seed(store, cells: list[list[dict]], n_seeds: int) -> float:
+    """CPU-hours one more seed of ``cells`` (each a list of run configurations, one per seed)
+    costs: the stored runs' CPU time (:func:`sgdtemp.records.cpu_hours`) over ``n_seeds``."""
+    return cpu_hours(store.entry(c) for cell in cells for c in cell) / n_seeds

@@ -265,3 +265,105 @@ def test_sgd_variance_matches_discrete_formula():
     # The with-replacement value differs by the factor (N−1)/(N−B): the test can tell.
     S_repl = fp.sgd_stationary_covariance_discrete(1.0, C, lr, B)[0, 0]
     assert abs(dev2.mean() - S_repl) > 4 * se
+
+
+# ------------------------------------------------------------------ the chapter's helpers
+def test_equiprobable_edges_and_bin_probabilities_of_a_gaussian():
+    from scipy.stats import norm
+
+    x = np.linspace(-8, 8, 16001)
+    p = norm.pdf(x)
+    F = fp.cumulative_probability(x, p)
+    assert F[0] == 0.0 and F[-1] == 1.0 and np.all(np.diff(F) >= 0)
+    np.testing.assert_allclose(F, norm.cdf(x), atol=1e-7)  # trapezoid error O(h²)
+    K = 10
+    edges = fp.equiprobable_edges(x, p, K)
+    assert edges[0] == -np.inf and edges[-1] == np.inf and edges.size == K + 1
+    np.testing.assert_allclose(edges[1:-1], norm.ppf(np.arange(1, K) / K), atol=1e-5)
+    q = fp.bin_probabilities(x, p, edges)
+    np.testing.assert_allclose(q, 1 / K, atol=1e-12)  # same F both ways: exact to rounding
+    # Another density on the same bins: the Gaussian of twice the variance.
+    q2 = fp.bin_probabilities(x, norm.pdf(x, scale=np.sqrt(2)), edges)
+    inner = np.concatenate([[0.0], norm.cdf(edges[1:-1], scale=np.sqrt(2)), [1.0]])
+    assert q2.sum() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(q2, np.diff(inner), atol=1e-6)
+
+
+def test_steady_state_l1_error_is_second_order():
+    diff = lambda x: 0.1 * (1 + 0.5 * x**2)
+    e1, e2 = (fp.steady_state_l1_error(np.linspace(-2.5, 2.5, n), double_well_grad, diff)
+              for n in (101, 201))
+    assert e2 < 1e-3
+    assert e1 / e2 == pytest.approx(4, rel=0.05)
+
+
+def test_sgd_squared_deviation_matches_discrete_formula():
+    rng = np.random.default_rng(4)
+    N, B = 32, 4
+    problem = LinearRegression(np.ones((N, 1)), rng.standard_normal(N))
+    C = problem.noise_covariance(problem.minimizer())
+    for lr in (0.3, 1.5):  # ηh on both sides of 1 (relaxation time from min(ηh, 2 − ηh))
+        dev2 = fp.sgd_squared_deviation(problem, lr, B, 1.0, 2000, replacement=False, seed=1)
+        assert dev2.shape == (2000,)
+        S = fp.sgd_stationary_covariance_discrete(1.0, C, lr, B, n_examples=N)[0, 0]
+        se = dev2.std(ddof=1) / np.sqrt(dev2.size)
+        assert abs(dev2.mean() - S) < 4 * se
+
+
+def test_banana_gradient_and_critical_points():
+    th = np.random.default_rng(5).normal(size=(20, 2))
+    eps = 1e-6
+    for k in range(2):
+        step = np.zeros(2)
+        step[k] = eps
+        fd = (fp.banana_loss(th + step) - fp.banana_loss(th - step)) / (2 * eps)
+        np.testing.assert_allclose(fp.banana_grad(th)[:, k], fd, atol=1e-8)
+    crit = np.array([[1.0, 0.5], [-1.0, 0.5], [0.0, 0.0]])
+    np.testing.assert_allclose(fp.banana_grad(crit), 0.0, atol=1e-15)
+    np.testing.assert_allclose(fp.banana_loss(crit), [0.0, 0.0, 0.25])
+
+
+def test_on_mesh_matches_component_callables():
+    gx, gy = np.linspace(-2, 2, 21), np.linspace(-1.5, 2.5, 17)
+    X, Y = np.meshgrid(gx, gy, indexing="ij")
+    g = fp.on_mesh(fp.banana_grad)(X, Y)
+    assert g.shape == (2,) + X.shape
+    np.testing.assert_allclose(g[1], Y - 0.5 * X**2)
+    diag = lambda th: 0.1 + 0.05 * th**2
+    a = fp.fp_operator_2d(gx, gy, fp.on_mesh(fp.banana_grad), fp.on_mesh(diag)).matrix
+    b = fp.fp_operator_2d(gx, gy, lambda X, Y: (X * (X * X - 1) - (Y - X * X / 2) * X, Y - X * X / 2),
+                          lambda X, Y: np.stack([0.1 + 0.05 * X**2, 0.1 + 0.05 * Y**2])).matrix
+    assert abs(a - b).max() < 1e-12
+
+
+def test_spectral_gap_of_ornstein_uhlenbeck():
+    # dθ = −hθ dt + sqrt(2D) dW: generator eigenvalues −k h, so the gap is h (D drops out).
+    h = 1.5
+    op = fp.fp_operator_1d(np.linspace(-4, 4, 801), lambda x: h * x, 0.5)
+    assert fp.spectral_gap(op) == pytest.approx(h, rel=1e-3)
+
+
+def test_grid_mean_and_between_well_difference():
+    p = np.array([[0.1, 0.3], [0.2, 0.4]])  # cell volume 1: sums to 1
+    right = np.array([[False, False], [True, True]])
+    f = np.array([[1.0, 2.0], [3.0, 5.0]])
+    assert fp.grid_mean(p, right, 1.0) == pytest.approx(0.6)
+    assert fp.grid_mean(p, f, 0.5) == pytest.approx(0.5 * (0.1 + 0.6 + 0.6 + 2.0))
+    # E[f | right] = (0.6 + 2.0)/0.6, E[f | left] = (0.1 + 0.6)/0.4
+    assert fp.between_well_difference(p, f, right) == pytest.approx(2.6 / 0.6 - 0.7 / 0.4)
+
+
+def test_quadratic_excess_loss_and_sgd_excess_loss():
+    snaps = np.array([[[1.0, 0.0], [0.0, 2.0]], [[3.0, 0.0], [0.0, 0.0]]])  # (K=2, R=2, d=2)
+    H = np.diag([2.0, 0.5])
+    # replica 0: ½·2·1 and ½·2·9 → mean 5; replica 1: ½·0.5·4 and 0 → mean 0.5
+    np.testing.assert_allclose(fp.quadratic_excess_loss(snaps, np.zeros(2), H), [5.0, 0.5])
+    problem = LinearRegression.gaussian(200, 2, noise_std=1.0, rng=6)
+    theta_star = problem.minimizer()
+    lr, B = 0.05, 2
+    per_rep = fp.sgd_excess_loss(problem, lr, B, 1500, seed=2)
+    S = fp.sgd_stationary_covariance_linear_regression(problem.X, problem.residuals(theta_star),
+                                                       lr, B)
+    exact = 0.5 * np.trace(problem.hessian(theta_star) @ S)
+    se = per_rep.std(ddof=1) / np.sqrt(per_rep.size)
+    assert abs(per_rep.mean() - exact) < 4 * se

@@ -446,3 +446,150 @@ def sgd_stationary_covariance_linear_regression(X: np.ndarray, residuals: np.nda
             return S_new
         S = S_new
     raise RuntimeError("the stationary covariance did not converge (step too large?)")
+
+
+# ------------------------------------------------------------------ checks against simulation
+def cumulative_probability(grid: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """Distribution function F(θ_j) = ∫_{θ_0}^{θ_j} p / ∫_{θ_0}^{θ_n} p of a density given on
+    ``grid``, by the trapezoid rule and normalised so that F = 0 at the first point and 1 at
+    the last (dimensionless, same shape as ``grid``)."""
+    x = np.asarray(grid, dtype=float)
+    p = np.asarray(density, dtype=float)
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(x))])
+    return cdf / cdf[-1]
+
+
+def equiprobable_edges(grid: np.ndarray, density: np.ndarray, n_bins: int) -> np.ndarray:
+    """Edges e_0 < … < e_K of K = ``n_bins`` bins of equal probability 1/K under ``density``
+    (the inverse of :func:`cumulative_probability` at b/K, linear between grid points), the
+    outer two set to ∓∞ so that every sample falls in a bin. Units of θ; shape (K + 1,)."""
+    edges = np.interp(np.linspace(0, 1, n_bins + 1), cumulative_probability(grid, density), grid)
+    edges[0], edges[-1] = -np.inf, np.inf
+    return edges
+
+
+def bin_probabilities(grid: np.ndarray, density: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Probabilities q_b = F(e_{b+1}) − F(e_b) of the bins between ``edges`` under ``density``
+    (F of :func:`cumulative_probability`; infinite outer edges stand for the grid's ends).
+    Dimensionless, shape (len(edges) − 1,), summing to one."""
+    x = np.asarray(grid, dtype=float)
+    inner = np.concatenate([[x[0]], np.asarray(edges, dtype=float)[1:-1], [x[-1]]])
+    return np.diff(np.interp(inner, x, cumulative_probability(x, density)))
+
+
+def steady_state_l1_error(grid: np.ndarray, dloss, diffusion, refine: int = 8) -> float:
+    """L1 distance Σ_j |p_grid − p_exact| h between the 1-D grid steady state
+    ``fp_steady_state(fp_operator_1d(grid, dloss, diffusion))`` and the closed form
+    :func:`stationary_density_1d`, the latter integrated on a grid ``refine`` times finer
+    (so its own O(h²) trapezoid error is ``refine``² times smaller) and read at the grid's
+    points. Dimensionless; O(h²) for smooth L' and D."""
+    x = np.asarray(grid, dtype=float)
+    p_grid = fp_steady_state(fp_operator_1d(x, dloss, diffusion))
+    fine = np.linspace(x[0], x[-1], refine * (x.size - 1) + 1)
+    p_closed = stationary_density_1d(fine, dloss, diffusion)[::refine]
+    return float(np.sum(np.abs(p_grid - p_closed)) * (x[1] - x[0]))
+
+
+def sgd_squared_deviation(problem, lr: float, batch_size: int, curvature: float,
+                          n_replicas: int, *, replacement: bool = False,
+                          seed: int = 0) -> np.ndarray:
+    """Each replica's time average of (θ − θ*)² in the stationary state of SGD on a
+    one-dimensional quadratic ``problem`` (a FiniteSumProblem with ``minimizer()``) of
+    curvature h = ``curvature``, units θ²; shape (``n_replicas``,).
+
+    The mean relaxes as (1 − ηh)^k, so the run is measured in relaxation times
+    τ = ⌈1/min(ηh, 2 − ηh)⌉ steps: 10 τ of burn-in from θ*, then 30 snapshots 2 τ apart
+    (nearly independent). The replicas are independent, so the mean and standard error
+    over them estimate the stationary variance and its error.
+    """
+    from sgdtemp.dynamics import simulate_sgd
+
+    eta_h = lr * curvature
+    relax = int(np.ceil(1 / min(eta_h, 2 - eta_h)))
+    every = 2 * relax
+    theta_star = problem.minimizer()
+    run = simulate_sgd(problem, theta_star, lr, batch_size, 10 * relax + 30 * every,
+                       n_replicas=n_replicas, replacement=replacement, record_every=every,
+                       burn_in=10 * relax, seed=seed)
+    return ((run.snapshots[..., 0] - theta_star[0]) ** 2).mean(0)
+
+
+def banana_loss(theta: np.ndarray) -> np.ndarray:
+    """Symmetric double well with a curved valley, θ of shape (..., 2):
+
+        V(θ) = ¼(θ₁² − 1)² + ½(θ₂ − ½θ₁²)²,
+
+    minima at θ = (±1, ½) (V = 0), saddle at (0, 0) (V = ¼). Shape (...)."""
+    th = np.asarray(theta, dtype=float)
+    return 0.25 * (th[..., 0] ** 2 - 1) ** 2 + 0.5 * (th[..., 1] - 0.5 * th[..., 0] ** 2) ** 2
+
+
+def banana_grad(theta: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`banana_loss`, shape (..., 2): with v = θ₂ − ½θ₁²,
+    ∂₁V = θ₁(θ₁² − 1) − vθ₁ and ∂₂V = v."""
+    th = np.asarray(theta, dtype=float)
+    x, v = th[..., 0], th[..., 1] - 0.5 * th[..., 0] ** 2
+    out = np.empty_like(th)
+    out[..., 0] = x * (x * x - 1) - v * x
+    out[..., 1] = v
+    return out
+
+
+def on_mesh(f):
+    """The (X, Y) → (f₁, f₂) callable that :func:`fp_operator_2d` takes, made from a
+    function ``f`` of stacked points θ (..., 2) → (..., 2) (a gradient or a diagonal
+    diffusion): (X, Y) ↦ f(stack(X, Y)) with the component axis moved first."""
+    return lambda X, Y: np.moveaxis(f(np.stack([X, Y], -1)), -1, 0)
+
+
+def spectral_gap(op: FPOperator) -> float:
+    """Spectral gap λ₁ = −Re μ₁ of a grid generator: minus its eigenvalue closest to zero after
+    the stationary one (μ₀ = 0). Units 1/time; exp(−λ₁ t) is how fast the slowest mode of an
+    initial density decays (ARPACK shift-invert near zero)."""
+    mu = spla.eigs(op.matrix.tocsc(), k=2, sigma=1e-8, which="LM", return_eigenvectors=False)
+    return float(-np.sort(mu.real)[0])
+
+
+def grid_mean(p: np.ndarray, field, cell_volume: float) -> float:
+    """Expectation Σ p·f·ΔV of ``field`` f (an array on the grid, or a boolean mask: then the
+    probability of the region) under the grid density ``p`` (units 1/θ^d, cell volume ΔV)."""
+    return float(np.sum(p * field) * cell_volume)
+
+
+def between_well_difference(p: np.ndarray, field, right: np.ndarray) -> float:
+    """|E[f | right] − E[f | not right]| under the grid density ``p``, with ``right`` a boolean
+    mask of one well: how much a mean of f moves when probability moves between the wells
+    (units of f)."""
+    f = np.asarray(field, float)
+    return float(abs(np.sum(p * f * right) / np.sum(p * right)
+                     - np.sum(p * f * ~right) / np.sum(p * ~right)))
+
+
+def quadratic_excess_loss(snapshots: np.ndarray, theta_star: np.ndarray,
+                          hessian: np.ndarray) -> np.ndarray:
+    """Each replica's time average of L(θ) − L* = ½ δᵀHδ, δ = θ − θ*, exact for a quadratic
+    loss with Hessian H. ``snapshots`` has shape (K, R, d) (K times, R replicas); returns (R,),
+    units of the loss."""
+    delta = np.asarray(snapshots) - theta_star
+    return 0.5 * np.einsum("kri,ij,krj->kr", delta, hessian, delta).mean(0)
+
+
+def sgd_excess_loss(problem, lr: float, batch_size: int, n_replicas: int, *,
+                    seed: int = 0) -> np.ndarray:
+    """Each replica's time average of the excess loss L(θ) − L* in the stationary state of
+    SGD (minibatches drawn with replacement) on a quadratic ``problem`` (e.g. linear
+    regression: ``minimizer()`` and ``hessian(θ)``), units of the loss; shape (``n_replicas``,).
+
+    The slowest direction relaxes in τ = ⌈1/(η λ_min)⌉ steps and the variance settles at
+    rate 2ηλ, so after 6 τ of burn-in from θ* the loss is recorded every τ steps, 20 times,
+    and averaged by :func:`quadratic_excess_loss`. Replicas are independent.
+    """
+    from sgdtemp.dynamics import simulate_sgd
+
+    theta_star = problem.minimizer()
+    H = problem.hessian(theta_star)
+    relax = int(np.ceil(1 / (lr * np.linalg.eigvalsh(H).min())))
+    run = simulate_sgd(problem, theta_star, lr, batch_size, 6 * relax + 20 * relax,
+                       n_replicas=n_replicas, replacement=True, record_every=relax,
+                       burn_in=6 * relax, seed=seed)
+    return quadratic_excess_loss(run.snapshots, theta_star, H)

@@ -145,3 +145,112 @@ def test_separability_and_cover():
     hits = np.mean([linearly_separable(rng.standard_normal((n, d)), rng.choice([-1, 1], n))
                     for _ in range(300)])
     assert abs(hits - cover_separable_probability(n, d)) < 0.09
+
+
+def test_binary_task_pools_standardises_and_labels():
+    rng = np.random.default_rng(9)
+    x_tr = rng.integers(0, 256, (30, 5, 5)).astype(np.uint8)
+    y_tr = rng.integers(0, 4, 30)
+    x_te = rng.integers(0, 256, (12, 5, 5)).astype(np.uint8)
+    y_te = rng.integers(0, 4, 12)
+    F = ev.pooled_features(x_tr[:1], 2)
+    assert F.shape == (1, 4)  # the odd last row and column are dropped
+    assert F[0, 0] == pytest.approx(x_tr[0, :2, :2].astype(float).mean() / 255)
+    X, s, Xt, st_ = ev.binary_task(x_tr, y_tr, x_te, y_te, (1, 3), 2)
+    keep = np.isin(y_tr, (1, 3))
+    assert X.shape == (keep.sum(), 5) and Xt.shape == (np.isin(y_te, (1, 3)).sum(), 5)
+    np.testing.assert_array_equal(X[:, -1], 1.0)
+    np.testing.assert_allclose(X[:, :-1].mean(0), 0, atol=1e-12)  # per-pixel mean removed
+    np.testing.assert_array_equal(s, np.where(y_tr[keep] == 3, 1, -1))
+    np.testing.assert_array_equal(st_, np.where(y_te[np.isin(y_te, (1, 3))] == 3, 1, -1))
+
+
+def test_evidence_over_priors_matches_direct_fits():
+    X_pool, s_pool = _logistic_data(10, n=200, d=5)
+    X_test, s_test = _logistic_data(11, n=50, d=5)
+    lams = np.array([0.01, 1.0, 100.0])
+    res = ev.evidence_over_priors(X_pool, s_pool, X_test, s_test, lams, 40, 2, np.random.default_rng(0))
+    assert res["real"]["logZ"].shape == (2, 3)
+    # replay the draws: the random test labels first, then per subset its images and labels
+    rng = np.random.default_rng(0)
+    rng.choice([-1, 1], size=len(X_test))
+    idx = rng.choice(len(X_pool), 40, replace=False)
+    e = ev.logistic_evidence(X_pool[idx], s_pool[idx], lams[1])  # cold start: same minimum
+    assert res["real"]["logZ"][0, 1] == pytest.approx(e.log_evidence, abs=1e-6)
+    assert res["real"]["occam"][0, 1] == pytest.approx(e.occam, abs=1e-6)
+    assert res["real"]["test_err"][0, 1] == np.mean(s_test * (X_test @ e.theta) <= 0)
+    for kind in ("real", "random"):
+        assert np.all(res[kind]["occam"] <= 0)
+        assert np.all((res[kind]["train_err"] >= 0) & (res[kind]["train_err"] <= 1))
+
+
+def test_spectrum_rank():
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((50, 3)) @ rng.standard_normal((3, 8))  # rank 3 in 8 columns
+    rank, pr = ev.spectrum_rank(X)
+    assert rank == 3 and 1 <= pr <= 3
+    assert ev.spectrum_rank(np.eye(6))[1] == pytest.approx(6.0)
+
+
+def _table(acc, lr=0.1, n=1000):
+    """A run table for one cell: acc is seeds × batch sizes (B = 8, 16, ...)."""
+    S, nb = acc.shape
+    b = 8.0 * 2 ** np.arange(nb)
+    return {"lr": np.full(S * nb, lr), "n_train": np.full(S * nb, float(n)),
+            "momentum": np.zeros(S * nb), "batch_size": np.tile(b, S),
+            "seed": np.repeat(np.arange(S, dtype=float), nb), "g": lr * n / np.tile(b, S),
+            "acc": acc.ravel()}
+
+
+def test_scan_curve_peaks_and_end_gaps():
+    acc = np.array([[80.0, 84.0, 85.0, 82.0, 70.0], [81.0, 83.0, 86.0, 84.0, 69.0],
+                    [79.0, 85.0, 84.5, 81.0, 71.0]])
+    t = _table(acc)
+    order = np.random.default_rng(0).permutation(acc.size)  # row order does not matter
+    b, Y = ev.scan_curve({k: v[order] for k, v in t.items()}, 0.1, 1000)
+    np.testing.assert_array_equal(b, [8, 16, 32, 64, 128])
+    np.testing.assert_array_equal(Y, acc)
+    pk = ev.seed_peaks(b, Y)
+    assert np.all(pk[:, 1] == 0) and np.all((pk[:, 0] > np.log(8)) & (pk[:, 0] < np.log(128)))
+    gaps = ev.end_gaps(Y)  # seed 0: the others' mean peaks at B = 32
+    np.testing.assert_allclose(gaps[0], [85 - 80, 85 - 70])
+    pk_end = ev.seed_peaks(b, np.array([[1.0, 2, 3, 4, 5]]))
+    assert pk_end[0, 1] == 1 and pk_end[0, 0] == pytest.approx(np.log(128))
+
+
+def test_combined_and_bounded_verdicts():
+    assert ev.combined_verdict(["holds", "holds"]) == "holds"
+    assert ev.combined_verdict(["holds", "unresolved"]) == "unresolved"
+    assert ev.combined_verdict(iter(["unresolved", "fails"])) == "fails"
+    assert ev.bounded_verdict("holds", (-0.1, 0.1), 0.5, None) == "holds"
+    assert ev.bounded_verdict("fails", (0.6, 0.9), 0.5, "lower") == "fails"
+    assert ev.bounded_verdict("fails", (0.6, 0.9), 0.5, "upper") == "unresolved"
+    assert ev.bounded_verdict("holds", (-0.1, 0.1), 0.5, "lower") == "unresolved"
+
+
+def test_peak_shift_and_noise_scale():
+    inner = np.array([(0, 0, 0, 1.0, 0), (0, 0, 0, 2.0, 0), (0, 0, 1, 4.0, 0), (0, 0, 1, 6.0, 0)])
+    p1 = np.array([[3.0, 0], [4.0, 0]])
+    p2 = np.array([[1.0, 0], [2.0, 0]])
+    ps = ev.peak_shift(p1, p2, inner)
+    s = np.sqrt((0.25 + 0.25 + 1 + 1) / 2)  # residuals ±0.5 and ±1, 4 peaks − 2 cells
+    assert ps.shift == pytest.approx(2.0) and ps.dof == 2 and ps.bound is None
+    assert ps.se == pytest.approx(s * np.sqrt(1 / 2 + 1 / 2))
+    censored = ev.peak_shift(np.array([[3.0, 0], [5.0, 1]]), p2, inner)
+    assert censored.bound == "lower" and censored.censored_1 == 1
+    assert censored.shift == pytest.approx(4.0 - 1.5)
+    rows = np.array([(np.log(0.1), np.log(1000), 0, np.log(25.0), 0)])
+    assert np.exp(ev.log_noise_scale(rows))[0] == pytest.approx(4.0)
+
+
+def test_doubling_steps_and_interior_rows():
+    acc = np.array([[80.0, 84.0, 85.0, 82.0, 70.0], [82.0, 84.0, 87.0, 84.0, 72.0]])
+    b, Y = ev.scan_curve(_table(acc), 0.1, 1000)
+    steps = ev.g_doubling_steps({(0.1, 1000.0): (b, Y)})
+    np.testing.assert_allclose(steps, [3.0, 2.0, 3.0, 12.0])  # seed means 81, 84, 86, 83, 71
+    rows = ev.interior_optimum_rows({(0.1, 1000.0): (b, Y)}, 0.5, 20, 1.0)
+    assert rows[0]["verdict"] == "holds" and rows[0]["n_B"] == 5 and rows[0]["interior"] == 2
+    assert rows[0]["gap_lowB"] == pytest.approx(5.0)
+    assert "holds" in ev.format_interior_rows(rows)
+    cell, seed = ev.collapse_labels(_table(acc))
+    assert cell[0] == "1000/3.644" and seed[-1] == "1000/1"

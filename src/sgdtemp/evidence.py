@@ -232,3 +232,254 @@ def cover_separable_probability(n: int, dim: int) -> float:
     if n <= dim:
         return 1.0
     return float(binom.cdf(dim - 1, n - 1, 0.5))
+
+
+# ------------------------------------------------------------ the chapter's small task
+def pooled_features(images: np.ndarray, pool: int) -> np.ndarray:
+    """Images (n, h, w) of bytes → features (n, ⌊h/pool⌋·⌊w/pool⌋) in [0, 1]: pixels scaled
+    by 1/255 and averaged over pool × pool blocks (rows and columns that do not fill a block
+    are dropped)."""
+    p = pool
+    n, h, w = images.shape
+    x = images[:, : h - h % p, : w - w % p].astype(float) / 255.0
+    return x.reshape(n, h // p, p, w // p, p).mean((2, 4)).reshape(n, -1)
+
+
+def binary_task(x_train, y_train, x_test, y_test, classes, pool: int):
+    """The two-class problem of the chapter: ``(X_pool, s_pool, X_test, s_test)``.
+
+    Images of the two ``classes`` are pooled (:func:`pooled_features`), standardised as
+    (F − μ)/σ with the per-pixel mean μ and the single overall standard deviation σ of the
+    training images of the two classes, and given a constant input 1 for the bias (last
+    column). Labels s = +1 for the second class, −1 for the first.
+    """
+    c0, c1 = classes
+    pick_tr, pick_te = np.isin(y_train, classes), np.isin(y_test, classes)
+    F_tr, F_te = pooled_features(x_train[pick_tr], pool), pooled_features(x_test[pick_te], pool)
+    mu, sd = F_tr.mean(0), F_tr.std()
+
+    def with_bias(F):
+        return np.hstack([(F - mu) / sd, np.ones((len(F), 1))])
+
+    return (with_bias(F_tr), np.where(y_train[pick_tr] == c1, 1, -1),
+            with_bias(F_te), np.where(y_test[pick_te] == c1, 1, -1))
+
+
+def evidence_over_priors(X_pool, s_pool, X_test, s_test, prior_precisions, n_train: int,
+                         n_subsets: int, rng: np.random.Generator) -> dict:
+    """Laplace evidence, Occam factor and error rates of real and random labels, per subset
+    and prior precision.
+
+    Returns ``{"real"|"random": {"logZ"|"occam"|"train_err"|"test_err": (n_subsets, M)}}``
+    for the M ``prior_precisions`` (log-evidence and Occam factor in nats, summed over the
+    ``n_train`` examples; error rates as fractions, a margin s·xᵀθ* ≤ 0 counting as an
+    error). Each subset draws ``n_train`` images from the pool without replacement and an
+    independent random labelling of them; the random labels are scored against one random
+    labelling of the test set (drawn first). Within a subset the priors are solved from the
+    strongest (last) to the weakest, each Newton solve starting from the previous θ*.
+    Draws from ``rng`` in a fixed order, so a seed fixes every subset.
+    """
+    lams = np.asarray(prior_precisions, dtype=float)
+    M = len(lams)
+    res = {k: {q: np.zeros((n_subsets, M)) for q in ("logZ", "occam", "train_err", "test_err")}
+           for k in ("real", "random")}
+    s_test_random = rng.choice([-1, 1], size=len(X_test))
+    for j in range(n_subsets):
+        idx = rng.choice(len(X_pool), n_train, replace=False)
+        X = X_pool[idx]
+        labels = {"real": s_pool[idx], "random": rng.choice([-1, 1], size=n_train)}
+        for kind, s in labels.items():
+            theta = None
+            s_t = s_test if kind == "real" else s_test_random
+            for i in reversed(range(M)):
+                e = logistic_evidence(X, s, lams[i], theta0=theta)
+                theta = e.theta
+                res[kind]["logZ"][j, i] = e.log_evidence
+                res[kind]["occam"][j, i] = e.occam
+                res[kind]["train_err"][j, i] = np.mean(s * (X @ theta) <= 0)
+                res[kind]["test_err"][j, i] = np.mean(s_t * (X_test @ theta) <= 0)
+    return res
+
+
+def spectrum_rank(X: np.ndarray, rtol: float = 1e-10) -> tuple[int, float]:
+    """``(rank, participation ratio)`` of the singular values σ_k of X: the number of σ_k
+    above ``rtol``·σ_max, and (Σσ_k)²/Σσ_k², the effective number of directions that carry
+    spread (d for equal σ_k, 1 for a single one)."""
+    sv = np.linalg.svd(X, compute_uv=False)
+    return int(np.sum(sv > sv[0] * rtol)), float(sv.sum() ** 2 / np.sum(sv**2))
+
+
+# --------------------------------------------------- the network runs: scans over batch size
+def run_table(records, window: int | None) -> dict:
+    """One entry per run (arrays in the records' order): learning rate ε ``lr``, ``n_train``
+    N, ``momentum`` m, ``batch_size`` B, ``seed``, the noise scale ``g`` = εN/((1 − m)B), and
+    ``acc``, the test accuracy in percent (the mean of the last ``window`` epochs; None: the
+    final epoch; NaN for a diverged run)."""
+    from sgdtemp.records import metric
+
+    t = {k: metric(records, f"config.{k}") for k in ("lr", "n_train", "momentum", "batch_size", "seed")}
+    t["g"] = t["lr"] * t["n_train"] / ((1 - t["momentum"]) * t["batch_size"])
+    t["acc"] = 100 * metric(records, "test_acc", window=window)
+    return t
+
+
+def scan_curve(table: dict, eps: float, n: float) -> tuple[np.ndarray, np.ndarray]:
+    """One cell (ε, N) of a :func:`run_table`: its batch sizes (ascending) and its
+    accuracies (%), seeds (ascending) × batch sizes, NaN where a run is missing."""
+    sel = (table["lr"] == eps) & (table["n_train"] == n)
+    b_all, seeds = np.unique(table["batch_size"][sel]), np.unique(table["seed"][sel])
+    Y = np.full((seeds.size, b_all.size), np.nan)
+    Y[np.searchsorted(seeds, table["seed"][sel]),
+      np.searchsorted(b_all, table["batch_size"][sel])] = table["acc"][sel]
+    return b_all, Y
+
+
+def seed_peaks(b_all: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Each seed's peak over the batch sizes, rows ``(log B_peak, side)``: the three-point
+    parabola in log B (:func:`sgdtemp.stats.log_parabola_peak`) on the seed's finite values;
+    side 0 for an interior peak, −1/+1 for a peak at the scan's low-/high-B end (a bound
+    only); NaN for both with fewer than 3 finite values."""
+    from sgdtemp import stats as st
+
+    out = []
+    for row in Y:
+        ok = np.isfinite(row)
+        p = st.log_parabola_peak(b_all[ok], row[ok]) if ok.sum() >= 3 else None
+        side = np.nan if p is None else (0 if p.interior else (-1 if p.x <= b_all[ok][0] else 1))
+        out.append((np.nan if p is None else np.log(p.x), side))
+    return np.array(out, float)
+
+
+def end_gaps(Y: np.ndarray) -> np.ndarray:
+    """Per seed (rows of Y, seeds × batch sizes, accuracies in points): the accuracy at the
+    best batch size — chosen on the *other* seeds' mean curve — minus the accuracy at the
+    low-B end (column 0) and minus that at the high-B end (column 1)."""
+    d = np.full((len(Y), 2), np.nan)
+    for k in range(len(Y)):
+        j = int(np.nanargmax(np.nanmean(np.delete(Y, k, axis=0), axis=0)))
+        d[k] = Y[k, j] - Y[k, 0], Y[k, j] - Y[k, -1]
+    return d
+
+
+def combined_verdict(verdicts) -> str:
+    """The verdict of a claim made of parts: "fails" if any part fails, "holds" if every
+    part holds, "unresolved" otherwise."""
+    verdicts = list(verdicts)
+    return "fails" if "fails" in verdicts else ("holds" if set(verdicts) == {"holds"} else "unresolved")
+
+
+def interior_optimum_rows(curves: dict, sd_run: float, dof: int, effect: float) -> list[dict]:
+    """One row per cell (ε, N) → (batch sizes, seeds × batch sizes) of ``curves``: the
+    directional test that both ends of the scan lie below the best batch size.
+
+    Each gap (:func:`end_gaps`, mean over seeds, points) is tested against the smallest gap
+    that matters ``effect`` (:func:`sgdtemp.stats.directional`, sign +1) with standard error
+    ``sd_run``·√(2/n) for n seeds (one run's seed-paired noise, ``dof`` degrees of freedom).
+    Keys: ``eps``, ``N``, ``n_B`` (batch sizes), ``gap_lowB``, ``gap_highB``, ``verdict``
+    (:func:`combined_verdict` of the two), and the seeds whose peak (:func:`seed_peaks`) is
+    ``interior``, at the ``low`` end or at the ``high`` end.
+    """
+    from sgdtemp import stats as st
+
+    rows = []
+    for (eps, n), (b_all, Y) in curves.items():
+        gaps = [st.directional(np.nanmean(g_), sd_run * np.sqrt(2 / np.isfinite(g_).sum()), effect,
+                               1, dof) for g_ in end_gaps(Y).T]
+        side = seed_peaks(b_all, Y)[:, 1]
+        rows.append(dict(eps=eps, N=int(n), n_B=b_all.size, gap_lowB=gaps[0].estimate,
+                         gap_highB=gaps[1].estimate, verdict=combined_verdict(d.verdict for d in gaps),
+                         interior=int(np.sum(side == 0)), low=int(np.sum(side == -1)),
+                         high=int(np.sum(side == 1))))
+    return rows
+
+
+def format_interior_rows(rows: list[dict]) -> str:
+    """The rows of :func:`interior_optimum_rows` as a fixed-width text table."""
+    head = "  ε      N    B's  gap at low B  gap at high B  verdict     seeds: interior / at low B / at high B"
+    return "\n".join([head] + [f"{r['eps']:6g} {r['N']:5d} {r['n_B']:4d} {r['gap_lowB']:10.2f} "
+                               f"{r['gap_highB']:13.2f}    {r['verdict']:11s} {r['interior']} / {r['low']} / "
+                               f"{r['high']}" for r in rows])
+
+
+def peak_rows(curves: dict) -> np.ndarray:
+    """Every seed's peak of every cell, rows ``(log ε, log N, cell index, log B_peak, side)``
+    (cells in the order of ``curves``; peak and side as in :func:`seed_peaks`)."""
+    return np.array([(np.log(e), np.log(n), i, *p) for i, ((e, n), (b_all, Y)) in enumerate(curves.items())
+                     for p in seed_peaks(b_all, Y)])
+
+
+def log_noise_scale(rows: np.ndarray) -> np.ndarray:
+    """log(εN/B_peak) of :func:`peak_rows` rows: the log of the noise scale at each peak."""
+    return rows[:, 0] + rows[:, 1] - rows[:, 3]
+
+
+@dataclass
+class PeakShift:
+    """The shift of log B_opt between two cells (:func:`peak_shift`).
+
+    ``shift``: mean log peak of the first cell minus that of the second; ``se``: its standard
+    error; ``dof``: degrees of freedom of the pooled spread; ``bound``: None where the shift is
+    an estimate from interior peaks, else "lower"/"upper" (censored peaks make it a bound on
+    that side) or "none" (censored on both sides); ``censored_1``, ``censored_2``: seeds
+    censored at an end in each cell.
+    """
+
+    shift: float
+    se: float
+    dof: int
+    bound: str | None
+    censored_1: int
+    censored_2: int
+
+
+def peak_shift(peaks_1: np.ndarray, peaks_2: np.ndarray, inner: np.ndarray) -> PeakShift:
+    """The log ratio of the optimal batch sizes of two cells, from :func:`seed_peaks` rows
+    ``(log B_peak, side)`` of each.
+
+    The spread of one log peak is pooled over the interior peaks of all cells, ``inner``
+    (:func:`peak_rows` rows with side 0): s² = Σ(residual from its cell's mean)²/dof, dof =
+    peaks − cells; se = s·√(1/n₁ + 1/n₂). Without censored seeds the shift is the difference
+    of the interior peaks' means. A seed censored at an end leaves a bound: the first cell at
+    its high-B end or the second at its low-B end bound the shift from below ("lower"), the
+    opposite ends from above ("upper"); the shift is then the difference of all seeds' means.
+    """
+    resid = [r[3] - inner[inner[:, 2] == r[2], 3].mean() for r in inner]
+    dof = len(inner) - len(np.unique(inner[:, 2]))
+    s = float(np.sqrt(np.sum(np.square(resid)) / dof)) if dof > 0 else np.nan
+    sides = (set(np.sign(peaks_1[peaks_1[:, 1] != 0, 1]).tolist())
+             | set((-np.sign(peaks_2[peaks_2[:, 1] != 0, 1])).tolist()))
+    bound = None if not sides else ("none" if len(sides) == 2 else ("lower" if 1.0 in sides else "upper"))
+    use_1, use_2 = ((peaks_1[:, 0], peaks_2[:, 0]) if bound
+                    else (peaks_1[peaks_1[:, 1] == 0, 0], peaks_2[peaks_2[:, 1] == 0, 0]))
+    shift = float(np.nanmean(use_1) - np.nanmean(use_2))
+    se = s * np.sqrt(1 / max(1, np.isfinite(use_1).sum()) + 1 / max(1, np.isfinite(use_2).sum()))
+    return PeakShift(shift, se, dof, bound, int((peaks_1[:, 1] != 0).sum()), int((peaks_2[:, 1] != 0).sum()))
+
+
+def bounded_verdict(verdict: str, interval: tuple[float, float], margin: float, bound: str | None) -> str:
+    """The verdict of an equivalence test whose estimate may be only a bound.
+
+    An estimate (``bound`` None) keeps ``verdict``. A lower bound decides only a failure
+    above the margin (interval's low end > ``margin``), an upper bound only one below it
+    (high end < −``margin``); anything else is "unresolved"."""
+    if bound is None:
+        return verdict
+    lo, hi = interval
+    beyond = (bound == "lower" and lo > margin) or (bound == "upper" and hi < -margin)
+    return "fails" if beyond else "unresolved"
+
+
+def g_doubling_steps(curves: dict) -> np.ndarray:
+    """|Δ accuracy| per doubling of the noise scale g = εN/B between neighbouring batch
+    sizes of every scan (points per doubling; seed-mean curves; NaN where a mean is missing),
+    all cells concatenated."""
+    return np.concatenate([np.abs(np.diff(np.nanmean(Y, axis=0))) / np.abs(np.diff(np.log2(e * n / b_all)))
+                           for (e, n), (b_all, Y) in curves.items()])
+
+
+def collapse_labels(table: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of each run of a :func:`run_table` for the collapse test: its (N, log₂ g) cell
+    and its (N, seed) pair (a seed's initial weights are shared within one N only)."""
+    cell = np.array([f"{n:g}/{np.log2(g):.3f}" for n, g in zip(table["n_train"], table["g"])])
+    seed = np.array([f"{n:g}/{s:g}" for n, s in zip(table["n_train"], table["seed"])])
+    return cell, seed

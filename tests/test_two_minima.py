@@ -7,8 +7,10 @@ import torch
 from sgdtemp.dynamics import simulate_sgd
 from sgdtemp.fokker_planck import mean_first_passage_time_1d, stationary_density_1d
 from sgdtemp.landscapes import FiniteSumProblem
-from sgdtemp.two_minima import (TwoMinimaProblem, TwoMinimaShape, basin_of,
-                                make_two_minima_data, with_shape)
+from sgdtemp.claims import ClaimsTable
+from sgdtemp.two_minima import (ExactTheory, TwoMinimaProblem, TwoMinimaShape, basin_of,
+                                chi_square_claim, crossing_temperature, decomposition_table,
+                                make_two_minima_data, quadratic_split_error, with_shape)
 
 SHAPE = TwoMinimaShape()
 
@@ -143,3 +145,98 @@ def test_design_sharp_wins_cold_wide_wins_hot():
             for T in (0.00025, 0.0005, 0.001, 0.002)]
     assert wide[0] < 0.2 and wide[-1] > 0.5
     assert np.all(np.diff(wide) > 0)
+
+
+# ---------------------------------------------------------------- exact theory on a grid
+@pytest.fixture(scope="module")
+def theory():
+    data = make_two_minima_data(20000, 10, 0, 0.0)
+    p, b = data.train, data.train.basins()
+    grid = np.linspace(-7, 6, 2000)
+    ex = p.exact_1d(grid)
+    return p, ExactTheory(grid, ex["dloss"], ex["sigma"], b)
+
+
+def test_theory_density_and_masses(theory):
+    _, th = theory
+    for T in (0.0005, 0.002):
+        p = th.density(T)
+        assert abs(np.trapezoid(p, th.grid) - 1) < 1e-12
+        direct = np.trapezoid(np.where(th.grid > th.basins.barrier, p, 0), th.grid)
+        assert th.wide_mass(T) == pytest.approx(direct, rel=1e-12)
+    # Ψ = ∫ L'/Σ by the cumulative trapezoid rule, from 0 at the left end.
+    f, h = th.dloss / th.sigma, np.diff(th.grid)
+    assert th.psi[0] == 0.0
+    step = 0.5 * (f[1:] + f[:-1]) * h
+    np.testing.assert_allclose(np.diff(th.psi), step, rtol=0, atol=1e-12 * np.abs(th.psi).max())
+
+
+def test_relaxation_time_combines_both_passages(theory):
+    _, th = theory
+    b, T = th.basins, 0.001
+    t_sw = mean_first_passage_time_1d(th.grid, th.dloss, 0.5 * T * th.sigma, b.sharp, b.wide)
+    t_ws = mean_first_passage_time_1d(th.grid, th.dloss, 0.5 * T * th.sigma, b.wide, b.sharp)
+    assert th.relaxation_time(T) == pytest.approx(t_sw * t_ws / (t_sw + t_ws), rel=1e-12)
+    assert th.relaxation_time(T) < min(t_sw, t_ws)
+
+
+def test_escape_times_ordering(theory):
+    _, th = theory
+    tau = th.escape_times(0.001, 0.002)
+    # Moving the target out can only lengthen the passage; a vanishing step gives the SDE time.
+    assert tau["pred"] > tau["exact"] > 0
+    assert th.escape_times(0.001, 1e-12)["pred"] == pytest.approx(tau["exact"], rel=1e-6)
+    assert tau["barrier_D"] > 0 and tau["kramers"] > 0
+
+
+def test_step_bias_vanishes_with_lr_and_is_first_order(theory):
+    p, th = theory
+    T = 0.001
+    assert th.step_bias_of_test_loss(p, T, 0.0) == 0.0
+    small, half = th.step_bias_of_test_loss(p, T, 1e-4), th.step_bias_of_test_loss(p, T, 5e-5)
+    assert small > 0  # positive curvature at both training minima: the spread widens the loss
+    assert small / half == pytest.approx(2.0, rel=1e-3)
+
+
+def test_laplace_threshold_near_equal_mass_temperature(theory):
+    _, th = theory
+    T_fine = np.geomspace(1e-4, 4e-3, 40)
+    T_equal = crossing_temperature(T_fine, [th.wide_mass(T) for T in T_fine])
+    assert 2.5e-4 < T_equal < 2e-3
+    assert 0.3 < th.laplace_threshold_temperature() / T_equal < 3  # a rough estimate
+
+
+def test_crossing_temperature_interpolates_in_log_T():
+    T = np.array([1e-3, 4e-3, 1.6e-2])
+    # Crosses 1/2 a quarter of the way from 0.4 to 0.8, so a quarter of the way in log T.
+    assert crossing_temperature(T, [0.2, 0.4, 0.8]) == pytest.approx(4e-3 * 4 ** 0.25, rel=1e-12)
+    assert np.isnan(crossing_temperature(T, [0.1, 0.2, 0.3]))
+
+
+def test_quadratic_split_exact_for_small_shift(theory):
+    p, th = theory
+    # Shift ε·δ and temperature ε²·T: the expansion misses at the full shift of a
+    # well-width and holds to a few per cent once both are a quarter of it or less.
+    err = [quadratic_split_error(p, th.basins, e * 0.6, e ** 2 * 0.00025) for e in (1, 1 / 4, 1 / 8)]
+    rel = [r["relative_error"] for r in err]
+    assert rel[0] > 0.2 and max(rel[1:]) < 0.05
+    for r in err:
+        assert r["exact"] > 0 and r["quadratic"] > 0
+        assert r["relative_error"] == pytest.approx(abs(r["quadratic"] - r["exact"]) / r["exact"])
+
+
+def test_decomposition_rows_sum_to_the_exact_average(theory):
+    p, th = theory
+    rows = th.test_loss_decomposition({"same": p}, [0.0005])
+    assert [r[2] for r in rows] == ["sharp", "wide"]
+    assert sum(r[3]["mass"] for r in rows) == pytest.approx(1.0, abs=1e-9)
+    assert len(decomposition_table(rows).splitlines()) == 3
+
+
+def test_chi_square_claim_bound():
+    claims = ClaimsTable("test")
+    chi_square_claim(claims, "ok", "z small", [0.1, -0.2, 0.3])
+    chi_square_claim(claims, "bad", "z large", [5.0, 5.0, 5.0])
+    ok, bad = claims.records()
+    assert ok["verdict"] == "holds" and bad["verdict"] == "fails"
+    assert "99.9% bound" in ok["statement"]

@@ -110,6 +110,13 @@ class Basins:
     curvature: dict
     sigma: dict
 
+    def summary(self) -> str:
+        """One line per critical point: θ, L, L'' and Σ there (for printing)."""
+        return "\n".join(
+            f"{name:8s} θ = {getattr(self, name):+.3f}  L = {self.loss[name]:+.3f}  "
+            f"L'' = {self.curvature[name]:+.3f}  Σ = {self.sigma[name]:.1f}"
+            for name in ("sharp", "barrier", "wide"))
+
 
 class TwoMinimaProblem(FiniteSumProblem):
     """ℓ_i(θ) = V(θ − x_i) + y_i f(θ) over the examples (x_i, y_i); dim = 1.
@@ -312,3 +319,201 @@ def basin_of(theta: np.ndarray, barrier: float, sharp: float) -> np.ndarray:
     """True where θ lies on the wide minimum's side of the barrier."""
     th = np.asarray(theta, dtype=float)
     return th > barrier if sharp < barrier else th < barrier
+
+
+
+# ------------------------------------------------------------------ exact 1-D theory on a grid
+# Broadie–Glasserman–Kou continuity correction: a diffusion monitored every η is first seen
+# past a level as if the level were moved out by β sqrt(2Dη), β = −ζ(1/2)/sqrt(2π).
+CONTINUITY_BETA = 0.5825971579390106
+
+
+class ExactTheory:
+    """Exact one-dimensional Fokker–Planck results for SGD on a two-minima loss, on a grid.
+
+    The SDE is dθ = −L'(θ) dt + sqrt(2D) dW with D(θ) = ½ T Σ(θ) (T = η/B, Σ in loss²),
+    time in SDE units t = kη. ``grid``: θ points (increasing); ``dloss``, ``sigma``: L' and
+    Σ on it; ``basins``: the training loss's critical points. Nothing here simulates.
+    """
+
+    def __init__(self, grid: np.ndarray, dloss: np.ndarray, sigma: np.ndarray, basins: Basins):
+        self.grid, self.dloss, self.sigma, self.basins = grid, dloss, sigma, basins
+        self.is_wide = basin_of(grid, basins.barrier, basins.sharp)  # wide side of the barrier
+        # Ψ(θ) = ∫^θ L'/Σ (cumulative trapezoid, Ψ = 0 at the grid's left end), so ∫ L'/D = 2Ψ/T.
+        self.psi = np.concatenate([[0.0], np.cumsum(
+            0.5 * (dloss[1:] / sigma[1:] + dloss[:-1] / sigma[:-1]) * np.diff(grid))])
+
+    def psi_at(self, theta: float) -> float:
+        """Ψ(θ) = ∫^θ L'/Σ, interpolated on the grid (units loss/loss² = 1/loss)."""
+        return np.interp(theta, self.grid, self.psi)
+
+    def density(self, T: float) -> np.ndarray:
+        """Stationary density p(θ) ∝ exp(−∫ L'/D)/D with D = ½TΣ, on the grid (units 1/θ)."""
+        from sgdtemp.fokker_planck import stationary_density_1d
+
+        return stationary_density_1d(self.grid, self.dloss, 0.5 * T * self.sigma)
+
+    def wide_mass(self, T: float) -> float:
+        """Stationary probability of the wide basin, ∫_{wide side} p dθ (trapezoid)."""
+        return float(np.trapezoid(np.where(self.is_wide, self.density(T), 0.0), self.grid))
+
+    def laplace_threshold_temperature(self) -> float:
+        """T⋆ = 4[Ψ(θ_w) − Ψ(θ_s)] / log(Σ_s k_s / (Σ_w k_w)): Laplace's estimate of the
+        temperature at which the two basins hold equal mass."""
+        b = self.basins
+        dpsi = self.psi_at(b.wide) - self.psi_at(b.sharp)
+        return 4 * dpsi / np.log(b.sigma["sharp"] * b.curvature["sharp"]
+                                 / (b.sigma["wide"] * b.curvature["wide"]))
+
+    def mfpt(self, T: float, start: float, target: float) -> float:
+        """Exact mean first-passage time from ``start`` to ``target`` at temperature T (SDE time)."""
+        from sgdtemp.fokker_planck import mean_first_passage_time_1d
+
+        return mean_first_passage_time_1d(self.grid, self.dloss, 0.5 * T * self.sigma, start, target)
+
+    def relaxation_time(self, T: float) -> float:
+        """τ_rel = (1/τ_{s→w} + 1/τ_{w→s})⁻¹ from the exact mean first-passage times between
+        the two minima (SDE time): the time scale on which the basin masses equilibrate."""
+        b = self.basins
+        t_sw = self.mfpt(T, b.sharp, b.wide)
+        t_ws = self.mfpt(T, b.wide, b.sharp)
+        return float(1.0 / (1.0 / t_sw + 1.0 / t_ws))
+
+    def escape_times(self, T: float, lr: float) -> dict:
+        """Predicted escape times from the sharp to the wide minimum at temperature T (SDE time).
+
+        ``exact``: mean first-passage time of the SDE; ``pred``: the same with the target
+        moved out by β sqrt(2 D(θ_w) η) (discrete monitoring, :data:`CONTINUITY_BETA`);
+        ``kramers``: Laplace's asymptotic 2π/sqrt(k_s|k_b|) · sqrt(D_b/D_s) · exp(ΔΨ_D);
+        ``barrier_D``: ΔΨ_D = 2[Ψ(θ_b) − Ψ(θ_s)]/T, the barrier in units of D.
+        """
+        from sgdtemp.fokker_planck import kramers_escape_time, mean_first_passage_time_1d
+
+        b, grid = self.basins, self.grid
+        D = 0.5 * T * self.sigma
+        tau_exact = float(mean_first_passage_time_1d(grid, self.dloss, D, b.sharp, b.wide))
+        target_shift = CONTINUITY_BETA * np.sqrt(2 * np.interp(b.wide, grid, D) * lr)
+        tau_pred = float(mean_first_passage_time_1d(grid, self.dloss, D, b.sharp, b.wide + target_shift))
+        D_s, D_b = 0.5 * T * b.sigma["sharp"], 0.5 * T * b.sigma["barrier"]
+        barrier_D = 2 * (self.psi_at(b.barrier) - self.psi_at(b.sharp)) / T
+        tau_kramers = kramers_escape_time(D_s * barrier_D, b.curvature["sharp"], b.curvature["barrier"],
+                                          D_s) * np.sqrt(D_b / D_s)
+        return dict(exact=tau_exact, pred=tau_pred, kramers=tau_kramers, barrier_D=barrier_D)
+
+    def step_bias_of_test_loss(self, test: TwoMinimaProblem, T: float, lr: float) -> float:
+        """First-order bias of E[L_test] from finite steps, signed (loss units).
+
+        In a valley m of curvature k and noise Σ the SDE variance is S = TΣ/(2k); the
+        discrete recursion inflates it by a relative (ηk/2)/(1 − ηk/2) (exact for a
+        quadratic), which changes E[L_test] by about ½ L_test''(θ_m) · S · that fraction,
+        with L_test'' taken where the replicas are (the training minimum θ_m; under a domain
+        shift it can be negative there). Summed over the two valleys, weighted by their
+        stationary mass. Not included: the O(η) transfer of mass between the basins.
+        """
+        from sgdtemp.shift import density_moments
+
+        b, p = self.basins, self.density(T)
+        out = 0.0
+        for m, mask, name in ((b.sharp, ~self.is_wide, "sharp"), (b.wide, self.is_wide, "wide")):
+            k, sig = b.curvature[name], b.sigma[name]
+            mass = density_moments(self.grid, p, mask)[0]
+            r = (lr * k / 2) / (1 - lr * k / 2)
+            out += mass * 0.5 * float(test.d2loss_1d(np.array(m))) * (T * sig / (2 * k)) * r
+        return float(out)
+
+    def test_loss_decomposition(self, tests: dict, temperatures) -> list:
+        """Basin-by-basin split of E[L_test] under the stationary density (see
+        :func:`sgdtemp.shift.basin_decomposition_1d`): rows (test set, T, basin, terms), the
+        basins split at the training barrier, θ*_test, L_test(θ*_test) and H from the test
+        loss; ``terms["exact"]`` is the exact basin integral ∫_basin p L_test dθ."""
+        from sgdtemp.shift import basin_decomposition_1d, expected_value
+
+        rows = []
+        for set_name, test in tests.items():
+            test_b = test.basins()
+            L_test = test.loss_1d(self.grid)
+            for T in temperatures:
+                p = self.density(T)
+                for name, mask in (("sharp", ~self.is_wide), ("wide", self.is_wide)):
+                    terms = basin_decomposition_1d(self.grid, p, mask, getattr(test_b, name),
+                                                   test_b.loss[name], test_b.curvature[name],
+                                                   getattr(self.basins, name))
+                    terms["exact"] = expected_value(self.grid, p, L_test, mask)
+                    rows.append((set_name, T, name, terms))
+        return rows
+
+
+def decomposition_table(rows) -> str:
+    """The rows of :meth:`ExactTheory.test_loss_decomposition` as a fixed-width text table."""
+    lines = [f"{'test set':15s} {'T':>9s} {'basin':6s} {'mass':>6s} {'L*test':>8s} {'½sHs':>8s} "
+             f"{'bias':>8s} {'½tr HS':>8s} {'sum':>8s} {'exact':>8s}"]
+    for set_name, T, name, t in rows:
+        lines.append(f"{set_name:15s} {T:9.2e} {name:6s} {t['mass']:6.3f} {t['test_minimum']:+8.4f} "
+                     f"{t['shift_curvature']:8.4f} {t['bias']:+8.4f} {t['covariance']:8.4f} "
+                     f"{t['total']:+8.4f} {t['exact']:+8.4f}")
+    return "\n".join(lines)
+
+
+def crossing_temperature(temperatures, masses, level: float = 0.5) -> float:
+    """First temperature at which ``masses`` crosses ``level``, interpolated linearly in
+    log T between the two bracketing points; NaN if it never crosses."""
+    temperatures, masses = np.asarray(temperatures), np.asarray(masses)
+    cross = np.nonzero(np.diff(np.sign(masses - level)))[0]
+    if not cross.size:
+        return np.nan
+    i = cross[0]
+    return float(np.exp(np.interp(0.0, masses[i:i + 2] - level, np.log(temperatures[i:i + 2]))))
+
+
+def stationary_run(problem: TwoMinimaProblem, basins: Basins, lr: float, batch_size: int,
+                   tau: float, relaxation_times: float, n_replicas: int, seed):
+    """SGD replicas (with-replacement minibatches) started at the barrier top and run for
+    ``relaxation_times`` × ``tau`` SDE time (τ: the relaxation time), the first 3τ discarded
+    and θ recorded every τ/4. Returns θ of shape (records K, replicas R) and each replica's
+    time-averaged occupancy of the wide basin (shape (R,), independent across replicas)."""
+    from sgdtemp.dynamics import simulate_sgd
+
+    n_steps = int(np.ceil(relaxation_times * tau / lr))
+    run = simulate_sgd(problem, np.array([basins.barrier]), lr, batch_size, n_steps,
+                       n_replicas=n_replicas, replacement=True,
+                       record_every=max(1, int(round(0.25 * tau / lr))),
+                       burn_in=int(np.ceil(3 * tau / lr)), seed=seed)
+    theta = run.snapshots[..., 0]  # (K, R)
+    occ = basin_of(theta, basins.barrier, basins.sharp).mean(0)  # one value per replica
+    return theta, occ
+
+
+def quadratic_split_error(problem: TwoMinimaProblem, basins: Basins, shift: float, T: float,
+                          n_grid: int = 20001) -> dict:
+    """The quadratic test-loss split in the sharp basin against its exact value, for a test
+    set made of the training examples moved by ``shift`` (a pure domain shift), under the
+    stationary density at temperature T restricted to the sharp basin.
+
+    Returns ``quadratic`` and ``exact`` (the excess E[L_test] − L_test(θ*_test) of the
+    expansion and of the exact integral, loss units) and ``relative_error`` =
+    |quadratic − exact| / exact excess.
+    """
+    from sgdtemp.fokker_planck import stationary_density_1d
+    from sgdtemp.shift import basin_decomposition_1d, expected_value
+
+    g = np.linspace(basins.sharp - 1.5, basins.barrier, n_grid)  # the sharp basin, finely
+    ex = problem.exact_1d(g)
+    moved = TwoMinimaProblem(problem.x + shift, problem.y, problem.shape)
+    mb = moved.basins()
+    p = stationary_density_1d(g, ex["dloss"], 0.5 * T * ex["sigma"])
+    t = basin_decomposition_1d(g, p, None, mb.sharp, mb.loss["sharp"], mb.curvature["sharp"],
+                               basins.sharp)
+    exact = expected_value(g, p, moved.loss_1d(g))
+    return dict(quadratic=t["total"] - mb.loss["sharp"], exact=exact - mb.loss["sharp"],
+                relative_error=abs(t["total"] - exact) / (exact - mb.loss["sharp"]))
+
+
+def chi_square_claim(claims, cid: str, statement: str, z, level: float = 0.999):
+    """Add to ``claims`` the claim χ² = Σ z_i² ≤ the ``level`` quantile of χ²_k (k = len(z)),
+    z_i = (measured − predicted)/s.e.: predicted k, tolerance bound − k, expected rate ``level``."""
+    from sgdtemp import stats as st
+
+    test = st.chi_square(z, level=level)
+    return claims.check(cid, statement + f" (χ² over {test.dof}, {100 * level:g}% bound)",
+                        predicted=float(test.dof), measured=test.stat,
+                        tolerance=test.bound - test.dof, holds=test.holds, expected_rate=test.level)

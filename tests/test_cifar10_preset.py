@@ -22,7 +22,7 @@ def test_each_fidelity_takes_its_grid_and_explicit_values_win():
     mixed = c10.PARAMETERS.resolve(fidelity="default", grid="reference", epochs=40)
     assert mixed.epochs == 40 and mixed.n_train == 50_000
     assert c10.PARAMETERS.resolve(fidelity="paper").width == 32
-    with pytest.raises(ParameterError, match="^grid must be one of 'smoke', 'quick', 'reference', 'reference_90', 'stationary', 'paper'"):
+    with pytest.raises(ParameterError, match="^grid must be one of 'smoke', 'smoke_reference', 'quick', 'reference', 'reference_90', 'stationary', 'paper'"):
         c10.PARAMETERS.resolve(grid="huge")
 
 
@@ -102,20 +102,38 @@ def test_the_chapter_store_holds_reference_scale_runs_only():
         assert config["n_train"] == 50_000 and config["epochs"] >= 30, path.name
 
 
-def test_the_default_grid_is_the_reference_grid_and_every_run_is_committed():
-    """Issue 11: ``--fidelity default`` reads the committed reference sweep and trains
-    nothing; a run missing from the store (or orphaned by a change of its key) fails here."""
-    cfg = c10.PARAMETERS.resolve(fidelity="default")
-    assert cfg.grid == "reference" and Path(cfg.store) == REPO / "results" / "cifar10_temperature"
+def test_the_reference_grid_is_committed():
+    """Issue 11: the reference sweep (no weight decay) stays reachable with ``-p grid
+    reference`` and reads its committed runs; a run missing from the store (or orphaned by a
+    change of its key) fails here."""
+    cfg = c10.PARAMETERS.resolve(fidelity="default", grid="reference")
+    assert Path(cfg.store) == REPO / "results" / "cifar10_temperature"
     runs = c10.training_configs(cfg)
     assert len(runs) == 23  # 18 grid runs, 3 of the breaking arm, 2 long ones
     assert ResultsStore(cfg.store).missing(runs) == []
 
 
+def test_the_default_grid_is_the_stationary_grid_and_its_runs_are_committed():
+    """Issue 21: ``--fidelity default`` is the stationary grid, plus the reference grid's two
+    long runs without weight decay (committed). Its sweep runs across sessions: until every
+    run is committed this is an expected failure that names how many are missing."""
+    cfg = c10.PARAMETERS.resolve(fidelity="default")
+    assert cfg.grid == "stationary" and Path(cfg.store) == REPO / "results" / "cifar10_temperature"
+    runs = c10.training_configs(cfg)
+    long = c10.no_decay_long_arm(cfg)
+    assert len(runs) == 36 and len(long) == 2 and all(c["weight_decay"] == 0.0 for c in long)
+    store = ResultsStore(cfg.store)
+    assert store.missing(long) == []
+    missing = store.missing(runs)
+    if missing:
+        pytest.xfail(f"the stationary sweep is under way: {len(missing)} of {len(runs)} runs not yet "
+                     f"committed (python -m sgdtemp sweep --preset cifar10_temperature:default)")
+
+
 # ---------------------------------------------------------------- issue 21: the stationary grid
 #: sha256 (first 16 hex digits) of the comma-joined store keys of every run of a grid, in
 #: order, as they were before issue 21's options existed (computed from commit 9dab807).
-OLD_GRID_KEYS = {"smoke": (22, "32d4aebfb8a28c23"), "quick": (18, "4fb5dade4e77dfad"),
+OLD_GRID_KEYS = {"smoke_reference": (22, "32d4aebfb8a28c23"), "quick": (18, "4fb5dade4e77dfad"),
                  "reference": (23, "c31d9626121f9a4c"), "reference_90": (21, "ede83e385cc4cb5e")}
 
 
@@ -125,7 +143,7 @@ def test_the_older_grids_keep_every_run_key(grid):
 
     from sgdtemp.train import training_config
 
-    fidelity = "smoke" if grid == "smoke" else "default"
+    fidelity = "smoke" if grid.startswith("smoke") else "default"
     cfg = c10.PARAMETERS.resolve(fidelity=fidelity, grid=grid)
     assert cfg.weight_decay == 0.0 and cfg.decay_arm == [] and cfg.record_weight_norms is False
     assert cfg.shift_strength == 1.0
@@ -136,7 +154,7 @@ def test_the_older_grids_keep_every_run_key(grid):
 
 def test_the_stationary_grid_is_issue_21s_design():
     cfg = c10.PARAMETERS.resolve(fidelity="default", grid="stationary")
-    assert c10.PARAMETERS.resolve(fidelity="default").grid == "reference"  # not the default yet
+    assert c10.PARAMETERS.resolve(fidelity="default").grid == "stationary"  # the default since issue 21
     arms = c10.arm_configs(cfg)
     grid = [c for row in arms["grid"] for cell in row for c in cell]
     assert len(cfg.temperatures) == 3 and cfg.batch_sizes == [32, 128] and cfg.n_seeds >= 4

@@ -184,3 +184,13 @@ def test_fixed_effects_coefficient_matches_least_squares_with_dummies():
     s2 = rss[0] / (30 - 4)
     assert c.value == pytest.approx(beta[-1], rel=1e-12) and c.dof == 26 and c.n == 30
     assert c.se == pytest.approx(math.sqrt(s2 * np.linalg.inv(X.T @ X)[-1, -1]), rel=1e-9)
+
+
+def test_joint_verdict_fails_on_any_failure_and_holds_only_when_all_hold():
+    from sgdtemp.stats import joint_verdict
+    assert joint_verdict(["holds", "holds"]) == "holds"
+    assert joint_verdict(["holds", "unresolved"]) == "unresolved"
+    assert joint_verdict(["unresolved", "fails", "holds"]) == "fails"
+    assert joint_verdict([]) == "unresolved"
+    with pytest.raises(ValueError, match="verdicts"):
+        joint_verdict(["holds", "ok"])

@@ -21,6 +21,8 @@ table says that no claim was recorded.
 
 from __future__ import annotations
 
+from sgdtemp import stats
+
 import html
 import string
 from dataclasses import dataclass
@@ -144,14 +146,9 @@ PAPER_CLAIMS = (
 
 
 def combine(verdicts) -> str:
-    """The combination rule: ``fails`` if any fails, ``holds`` if all hold (and there is at
-    least one), ``unresolved`` otherwise."""
-    verdicts = list(verdicts)
-    if "fails" in verdicts:
-        return "fails"
-    if verdicts and all(v == "holds" for v in verdicts):
-        return "holds"
-    return "unresolved"
+    """The combination rule (:func:`sgdtemp.stats.joint_verdict`): ``fails`` if any fails,
+    ``holds`` if all hold (and there is at least one), ``unresolved`` otherwise."""
+    return stats.joint_verdict(verdicts)
 
 
 def chapter_claims(chapter: str) -> list[dict]:

@@ -23,7 +23,8 @@ The chapter and ``python -m sgdtemp sweep --preset cifar10_temperature:<fidelity
 use it, so they read and write the same results in the store.
 
 **Grids.** The parameter ``grid`` names the preset table every parameter left ``None``
-takes (:data:`GRIDS`): ``smoke`` (CI, seconds), ``quick`` (the first, 6-epoch grid on
+takes (:data:`GRIDS`): ``smoke`` (CI, seconds: the stationary design in miniature;
+``smoke_reference``, the reference design in miniature), ``quick`` (the first, 6-epoch grid on
 10,000 images: minutes of CPU; its results are committed in
 ``results/cifar10_temperature_quick``, its default store), ``reference`` (all 50,000
 images, 30 epochs, no augmentation, curvature of the loss SGD descends: hours of CPU),
@@ -32,10 +33,10 @@ loss needs to plateau: its sweep is under way, in the chapter's store), ``statio
 (issue 21: the reference setup with weight decay, so that SGD has a stationary state; see
 below) and ``paper`` (the stationary design on a ResNet, on a GPU). Each fidelity has its
 grid (:data:`FIDELITY_GRID`);
-``default`` takes ``reference``, whose 23 runs are committed in
-``results/cifar10_temperature`` (so the book reads them instead of training). The
-reference sweep is (re)computed with
-``python -m sgdtemp sweep --preset cifar10_temperature:default``.
+``default`` takes ``stationary``, whose runs are committed in
+``results/cifar10_temperature`` as its sweep finishes them (so the book reads them instead of
+training); the ``reference`` grid's 23 runs are committed there too. A grid is (re)computed
+with ``python -m sgdtemp sweep --preset cifar10_temperature:default [-p grid NAME]``.
 
 Every run evaluates the test set and the domain-shifted test set on the same fixed
 class-balanced subset of ``n_test`` images (so the two gaps differ by the shift alone):
@@ -75,10 +76,10 @@ CHAPTER = "cifar10_temperature"
 N_TEST_FULL = 10_000  # the size of the CIFAR-10 and Fashion-MNIST test sets
 N_TRAIN_FULL = {"cifar10": 50_000, "fashion_mnist": 60_000}
 
-#: The preset table each fidelity takes by default. "default" is the reference grid: every
-#: one of its runs is committed in results/cifar10_temperature (tests/test_cifar10_preset.py
-#: checks that none is missing), so building the book reads them and trains nothing.
-FIDELITY_GRID = {"smoke": "smoke", "default": "reference", "paper": "paper"}
+#: The preset table each fidelity takes by default. "default" is the stationary grid (issue
+#: 21): its runs are committed in results/cifar10_temperature as its sweep finishes them
+#: (tests/test_cifar10_preset.py counts the missing ones), so building the book reads them.
+FIDELITY_GRID = {"smoke": "smoke", "default": "stationary", "paper": "paper"}
 
 #: Where the quick grid's committed runs are (the chapter's own folder holds the reference
 #: grid, every run of it on all 50,000 images for at least 30 epochs).
@@ -103,7 +104,20 @@ _NO_DECAY: dict[str, Any] = dict(weight_decay=0.0, decay_arm=[], decay_arm_seeds
 
 #: The preset tables: for each grid, a value of every chapter parameter below.
 GRIDS: dict[str, dict[str, Any]] = {
+    # CI's grid (seconds): the stationary design in miniature, so that every section of the
+    # chapter runs — weight decay, norms recorded, a decay arm whose λ/4 and 4λ match the
+    # products Tλ of the grid's coldest and hottest cells, the shift at strength 0.4.
     "smoke": dict(
+        model="small_cnn", width=None, augment=False,
+        temperatures=[2.5e-4, 1e-3, 4e-3], batch_sizes=[10, 40], n_seeds=2, epochs=4,
+        n_train=500, n_test=250, curvature_batchnorm="train", curvature_examples=80,
+        curvature_probes=6, curvature_iters=5, break_temperature=1e-3, break_betas=[2, 4],
+        break_seeds=1, plateau_epochs=3, long_epochs=0, weight_decay=5e-3,
+        decay_arm=[0.0, 1.25e-3, 2e-2], decay_arm_seeds=1, record_weight_norms=True,
+        shift_strength=0.4),
+    # The smoke grid before issue 21 (the reference design in miniature, no weight decay,
+    # with a long arm): `-p grid smoke_reference`.
+    "smoke_reference": dict(
         model="small_cnn", width=None, augment=True,
         temperatures=[2.5e-4, 1e-3, 4e-3], batch_sizes=[10, 20, 40], n_seeds=2, epochs=3,
         n_train=500, n_test=250, curvature_batchnorm="train", curvature_examples=80,
@@ -233,7 +247,8 @@ PARAMETERS = GridParameterSet(
     chapter=CHAPTER,
     params=[
         Param("grid", FIDELITY_GRID, one_of(*GRIDS),
-              "preset table the parameters left None take: smoke, quick (6 epochs on 10k images, "
+              "preset table the parameters left None take: smoke (the stationary design in "
+              "miniature), smoke_reference (the reference design in miniature), quick (6 epochs on 10k images, "
               "the first grid), reference (all 50k images, 30 epochs, no augmentation, "
               "T ∈ {5e-4, 1e-3, 2e-3} × B ∈ {32, 64, 128}, a breaking arm to B = 1024), "
               "reference_90 (the same for 90 epochs), stationary (weight decay 5e-3, "
@@ -351,6 +366,26 @@ def arm_configs(cfg: Config) -> dict[str, Any]:
                                         batch_size=int(B), seed=cfg.seed,
                                         curvature_examples=_curvature_examples(cfg, B)))
     return {"grid": grid, "breaking": breaking, "decay": decay, "long": long}
+
+
+#: The grid whose long arm (no weight decay) a grid without one reads: the weight-decay
+#: grids show, beside their own runs, why the reference setup never settles.
+NO_DECAY_GRID = {"smoke": "smoke_reference", "stationary": "reference"}
+
+
+def no_decay_long_arm(cfg: Config) -> list[dict]:
+    """The long runs without weight decay the chapter reads: ``cfg``'s own long arm when it
+    has one; otherwise that of :data:`NO_DECAY_GRID` [``cfg.grid``] (its coldest and hottest
+    temperature at its smallest batch, ``long_epochs`` epochs), from the same store and seed;
+    ``[]`` for a grid with neither (``paper``, ``quick``)."""
+    if cfg.long_epochs:
+        return arm_configs(cfg)["long"]
+    other = NO_DECAY_GRID.get(cfg.grid)
+    if other is None:
+        return []
+    ref = PARAMETERS.resolve(fidelity=cfg.fidelity, grid=other, seed=cfg.seed, store=cfg.store,
+                             data_dir=cfg.data_dir, download=cfg.download, device=cfg.device)
+    return arm_configs(ref)["long"]
 
 
 def training_configs(cfg: Config) -> list[dict]:

@@ -21,6 +21,6 @@ from sgdtemp.stats.collapse import (BreakingPoint, FTest, breaking_point, equal_
 from sgdtemp.stats.contrasts import (Coefficient, NestedF, fixed_effects_coefficient,  # noqa: F401
                                      invariance_contrast, nested_f_test, window_mean)
 from sgdtemp.stats.decisions import (POWER, VERDICTS, Z_CLAIM, Decision,  # noqa: F401
-                                     detectable_difference, directional, equivalence,
+                                     detectable_difference, directional, equivalence, joint_verdict,
                                      rejection_rate, seeds_to_detect, t_multiplier)
 from sgdtemp.stats.peaks import Peak, PeakEstimate, log_parabola_peak, peak_over_seeds  # noqa: F401

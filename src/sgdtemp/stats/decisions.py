@@ -183,6 +183,19 @@ def directional(estimate: float, se: float, effect: float, sign: int = 1,
     return Decision("directional", verdict, d, s, dof, t, det, effect=e, sign=sign)
 
 
+def joint_verdict(verdicts) -> str:
+    """The verdict of a claim made of parts (one per temperature, per run, ...): ``fails``
+    if any part fails, ``holds`` if there is at least one part and every part holds,
+    ``unresolved`` otherwise."""
+    verdicts = list(verdicts)
+    bad = set(verdicts) - set(VERDICTS)
+    if bad:
+        raise ValueError(f"verdicts must be among {VERDICTS}; got {sorted(bad)}.")
+    if "fails" in verdicts:
+        return "fails"
+    return "holds" if verdicts and set(verdicts) == {"holds"} else "unresolved"
+
+
 def seeds_to_detect(effect: float, sd_per_seed: float, n_now: int, dof_per_seed: float = 1.0,
                     dof_offset: int = -1, z: float = Z_CLAIM, max_seeds: int = 10_000) -> int | None:
     """How many seeds n would make δ₈₀ ≤ ``effect`` for an estimate whose standard error

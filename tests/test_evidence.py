@@ -254,3 +254,27 @@ def test_doubling_steps_and_interior_rows():
     assert "holds" in ev.format_interior_rows(rows)
     cell, seed = ev.collapse_labels(_table(acc))
     assert cell[0] == "1000/3.644" and seed[-1] == "1000/1"
+
+
+def test_run_table_reads_configs_noise_scale_and_window_accuracy():
+    def rec(lr, n, m, b, seed, acc, diverged=False):
+        return {"config": {"lr": lr, "n_train": n, "momentum": m, "batch_size": b, "seed": seed},
+                "curves": {"test_acc": acc}, "diverged": diverged}
+    t = ev.run_table([rec(0.1, 1000, 0.0, 10, 0, [0.5, 0.7, 0.9]),
+                      rec(0.2, 2000, 0.5, 40, 1, [0.6, 0.6, 0.8]),
+                      rec(0.1, 1000, 0.0, 10, 2, [0.5, 0.7], diverged=True)], window=2)
+    np.testing.assert_allclose(t["g"][:2], [0.1 * 1000 / 10, 0.2 * 2000 / (0.5 * 40)])
+    np.testing.assert_allclose(t["acc"][:2], [80.0, 70.0])  # percent, mean of the last 2 epochs
+    assert np.isnan(t["acc"][2]) and list(t["seed"]) == [0, 1, 2]
+
+
+def test_peak_rows_stack_every_seeds_peak_with_its_cell():
+    b = np.array([8.0, 16, 32, 64])
+    Y1 = np.array([[1.0, 3, 2, 0], [0.0, 1, 3, 2]])
+    Y2 = np.array([[4.0, 3, 2, 1]])
+    rows = ev.peak_rows({(0.1, 1000): (b, Y1), (0.2, 4000): (b, Y2)})
+    assert rows.shape == (3, 5)
+    np.testing.assert_allclose(rows[:, :3], [[np.log(0.1), np.log(1000), 0]] * 2
+                               + [[np.log(0.2), np.log(4000), 1]])
+    np.testing.assert_allclose(rows[:2, 3:], ev.seed_peaks(b, Y1))
+    np.testing.assert_allclose(rows[2:, 3:], ev.seed_peaks(b, Y2))

@@ -8,7 +8,7 @@ from sgdtemp.dynamics import simulate_sgd
 from sgdtemp.fokker_planck import mean_first_passage_time_1d, stationary_density_1d
 from sgdtemp.landscapes import FiniteSumProblem
 from sgdtemp.claims import ClaimsTable
-from sgdtemp.two_minima import (ExactTheory, TwoMinimaProblem, TwoMinimaShape, basin_of,
+from sgdtemp.two_minima import (ExactTheory, stationary_run, TwoMinimaProblem, TwoMinimaShape, basin_of,
                                 chi_square_claim, crossing_temperature, decomposition_table,
                                 make_two_minima_data, quadratic_split_error, with_shape)
 
@@ -126,10 +126,9 @@ def test_sgd_occupancy_matches_stationary_density():
                + 1 / mean_first_passage_time_1d(grid, ex["dloss"], D, b.wide, b.sharp))
     dens = stationary_density_1d(grid, ex["dloss"], D)
     pred = np.trapezoid(np.where(grid > b.barrier, dens, 0), grid)
-    n = int(8 * tau / lr)
-    run = simulate_sgd(p, np.array([b.barrier]), lr, B, n, n_replicas=400, replacement=True,
-                       record_every=max(1, int(0.25 * tau / lr)), burn_in=int(3 * tau / lr), seed=3)
-    occ = basin_of(run.snapshots[..., 0], b.barrier, b.sharp).mean(0)
+    theta, occ = stationary_run(p, b, lr, B, tau, relaxation_times=8, n_replicas=400, seed=3)
+    assert theta.shape[1] == occ.size == 400
+    np.testing.assert_array_equal(occ, basin_of(theta, b.barrier, b.sharp).mean(0))
     se = occ.std(ddof=1) / np.sqrt(occ.size)
     assert abs(occ.mean() - pred) < 4 * se + 0.01
 

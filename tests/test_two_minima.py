@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from sgdtemp.dynamics import simulate_sgd
 from sgdtemp.fokker_planck import mean_first_passage_time_1d, stationary_density_1d
 from sgdtemp.landscapes import FiniteSumProblem
 from sgdtemp.claims import ClaimsTable

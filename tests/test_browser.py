@@ -290,19 +290,6 @@ MIN_PROSE_TO_CODE = 1.5
 #: Lines of the longest code cell a reader may be shown (issue 23): longer computation
 #: belongs in the library, plots behind ``hide-input``.
 MAX_VISIBLE_CELL_LINES = 30
-#: Chapters whose pages are still below MIN_PROSE_TO_CODE (being rewritten), with the ratio
-#: measured on them: their check is an expected failure until they reach it.
-#: Measured 2026-12-05 on the working tree (chapters then being rewritten), visible prose:code
-#: by words (a build without execution: glued values absent, cells as tagged). Remove a
-#: chapter from this table when its page reaches the target.
-PROSE_BELOW_TARGET: dict[str, str] = {
-    chapter: f"measured {ratio} on 2026-12-05, longest visible cell {longest} lines; the chapter "
-             "is being rewritten (issue 23: library bookkeeping, folded plots and glue cells)"
-    for chapter, ratio, longest in (
-        ("fokker_planck", 0.88, 39), ("two_minima", 0.71, 98), ("three_factors", 1.26, 30),
-        ("bayesian_evidence", 0.87, 62), ("power_law", 0.90, 41),
-        ("implicit_regularization", 1.19, 30), ("noise_enhancement", 0.94, 37))
-}
 NAN = re.compile(r"(?<![\w.])nan(?![\w(])", re.I)
 PATH = re.compile(r"(?<![\w:/.])(?:~|/(?:home|tmp|work|root|usr|var|opt|mnt|srv|Users|private|etc|proc))"
                   r"/[\w.+-]+(?:/[\w.+-]*)*")
@@ -422,8 +409,6 @@ def test_visible_prose_outweighs_code(chapter, facts_of):
     if os.environ.get("SGDTEMP_PAGE_STATS"):
         with open(os.environ["SGDTEMP_PAGE_STATS"], "a") as f:
             f.write(line + "\n")
-    if m["ratio"] < MIN_PROSE_TO_CODE and chapter in PROSE_BELOW_TARGET:
-        pytest.xfail(f"{line}; {PROSE_BELOW_TARGET[chapter]}")
     assert m["ratio"] >= MIN_PROSE_TO_CODE, line
 
 

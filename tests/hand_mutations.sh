@@ -27,7 +27,7 @@ MUTANTS=(
   "store key ignores device|src/sgdtemp/store.py|s/LOCATION_KEYS = frozenset({\"data_dir\"})/LOCATION_KEYS = frozenset({\"data_dir\", \"device\"})/"
   "store key ignores weight_decay|src/sgdtemp/store.py|s/LOCATION_KEYS = frozenset({\"data_dir\"})/LOCATION_KEYS = frozenset({\"data_dir\", \"weight_decay\"})/"
   "learning rate applied as lr/B|src/sgdtemp/train.py|s/lr=cfg\[\"lr\"\], momentum=/lr=cfg[\"lr\"] \/ cfg[\"batch_size\"], momentum=/"
-  "lr/B in a scheduled run|src/sgdtemp/train.py|s/group\[\"lr\"\] = cfg\[\"lr\"\] \* c_t/group[\"lr\"] = cfg[\"lr\"] \/ b_t * c_t/"
+  "lr/B in a scheduled run|src/sgdtemp/train.py|s/group\[\"lr\"\] = cfg\[\"lr\"\] \* c_t/group[\"lr\"] = cfg[\"lr\"] \/ cfg[\"batch_size\"] * c_t/"
   "lr/B in vectorized groups (run_trainings)|src/sgdtemp/train.py|s/lr = torch.tensor(\[c\[\"lr\"\] for c in cfgs\]/lr = torch.tensor([c[\"lr\"] \/ c[\"batch_size\"] for c in cfgs]/"
   "monitoring correction sign flipped|src/sgdtemp/power_law.py|s/rho_c = rho_c + MONITORING_BETA/rho_c = rho_c - MONITORING_BETA/"
 )

@@ -18,7 +18,8 @@ from sgdtemp.stats.basic import *  # noqa: F401,F403
 from sgdtemp.stats.basic import __all__ as _basic_all
 from sgdtemp.stats.collapse import (BreakingPoint, FTest, breaking_point, equal_label_f_test,  # noqa: F401
                                     value_at_level, variance_explained)
-from sgdtemp.stats.contrasts import (Coefficient, NestedF, fixed_effects_coefficient,  # noqa: F401
+from sgdtemp.stats.contrasts import (Coefficient, FixedEffectsFit, NestedF,  # noqa: F401
+                                     fixed_effects_coefficient, fixed_effects_fit,
                                      invariance_contrast, nested_f_test, window_mean)
 from sgdtemp.stats.decisions import (POWER, VERDICTS, Z_CLAIM, Decision,  # noqa: F401
                                      detectable_difference, directional, equivalence, joint_verdict,

@@ -94,6 +94,37 @@ def fixed_effects_coefficient(y, x, *factors) -> Coefficient:
     return Coefficient(float(beta[-1]), float(np.sqrt(s2 * xtx_inv[-1, -1])), dof, n)
 
 
+@dataclass(frozen=True)
+class FixedEffectsFit:
+    """Coefficients of several regressors fitted together with free levels per factor:
+    ``values`` (one per regressor), their covariance ``cov`` (s²·(XᵀX)⁻¹ restricted to
+    them), the residual ``dof`` and the number of runs ``n``. Units: y per unit of each
+    regressor."""
+
+    values: np.ndarray
+    cov: np.ndarray
+    dof: int
+    n: int
+
+
+def fixed_effects_fit(y, columns, *factors) -> FixedEffectsFit:
+    """The least-squares coefficients b_k in y = Σ_factors (free level per label) +
+    Σ_k b_k·x_k + ε, for the regressors ``columns`` = [x_1, x_2, ...] together, with their
+    covariance s²·[(XᵀX)⁻¹]_bb, s² = RSS/dof, dof = n − rank(X). Rows with a non-finite y or
+    x_k are left out. E.g. log tr H = a_seed + p·log η + q·log B: is the law a function of
+    η/B (q = −p)? Raises ValueError when no residual degree of freedom is left."""
+    y, rest = _finite(y, *[np.asarray(x, dtype=float) for x in columns], *factors)
+    xs, fs = rest[:len(columns)], rest[len(columns):]
+    n, k = y.size, len(columns)
+    X = _design([np.asarray(x, dtype=float) for x in xs], [np.asarray(f) for f in fs], n)
+    beta, rss, dof, xtx_inv = _fit(y, X)
+    if dof < 1:
+        raise ValueError("no residual degree of freedom is left: the fit has as many "
+                         "parameters as runs")
+    s2 = rss / dof
+    return FixedEffectsFit(beta[-k:].copy(), s2 * xtx_inv[-k:, -k:], dof, n)
+
+
 def invariance_contrast(y, lr, batch_size, seed=None) -> Coefficient:
     """c, the change of y per doubling of η at fixed T = η/B (see the module docstring), from
     one value per run: ``lr``, ``batch_size``, ``seed`` (None: no seed effects). T is

@@ -79,12 +79,12 @@ PARAMETERS = ParameterSet(
               list_of(_lr, min_len=3), "learning rates of the plain-SGD scan, increasing"),
         Param("net_epochs", {"smoke": 3, "default": 100, "paper": 200}, in_range(1, 10_000, integer=True),
               "epochs of every network run"),
-        Param("net_seeds", {"smoke": 2, "default": 5, "paper": 8}, in_range(2, 50, integer=True),
+        Param("net_seeds", {"smoke": 2, "default": 6, "paper": 8}, in_range(2, 50, integer=True),
               "seeds per network run: net_seed, net_seed + 1, ..."),
         Param("net_seed", 0, in_range(0, 2**31 - 1, integer=True),
               "first seed of the network runs (apart from seed, which sets the toy replicas, so "
               "that re-running the chapter at another seed reads the same committed runs)"),
-        Param("net_reg_seeds", {"smoke": 3, "default": 10, "paper": 10}, in_range(2, 50, integer=True),
+        Param("net_reg_seeds", {"smoke": 3, "default": 12, "paper": 12}, in_range(2, 50, integer=True),
               "seeds of the regularized runs and of the plain run at net_reg_lr they are compared "
               "with (at least net_seeds: the cells the gap-closing claims are judged on)"),
         Param("net_reg_lr", {"smoke": 0.02, "default": 0.02, "paper": 0.01}, _lr,

@@ -336,7 +336,7 @@ def scan_curve(table: dict, eps: float, n: float) -> tuple[np.ndarray, np.ndarra
 
 def seed_peaks(b_all: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Each seed's peak over the batch sizes, rows ``(log B_peak, side)``: the three-point
-    parabola in log B (:func:`sgdtemp.stats.log_parabola_peak`) on the seed's finite values;
+    parabola in log B (:func:`sgdtemp.stats.peaks.log_parabola_peak`) on the seed's finite values;
     side 0 for an interior peak, −1/+1 for a peak at the scan's low-/high-B end (a bound
     only); NaN for both with fewer than 3 finite values."""
     from sgdtemp import stats as st
@@ -373,7 +373,7 @@ def interior_optimum_rows(curves: dict, sd_run: float, dof: int, effect: float) 
     directional test that both ends of the scan lie below the best batch size.
 
     Each gap (:func:`end_gaps`, mean over seeds, points) is tested against the smallest gap
-    that matters ``effect`` (:func:`sgdtemp.stats.directional`, sign +1) with standard error
+    that matters ``effect`` (:func:`sgdtemp.stats.decisions.directional`, sign +1) with standard error
     ``sd_run``·√(2/n) for n seeds (one run's seed-paired noise, ``dof`` degrees of freedom).
     Keys: ``eps``, ``N``, ``n_B`` (batch sizes), ``gap_lowB``, ``gap_highB``, ``verdict``
     (:func:`combined_verdict` of the two), and the seeds whose peak (:func:`seed_peaks`) is
@@ -470,7 +470,7 @@ def bounded_verdict(verdict: str, interval: tuple[float, float], margin: float, 
 
 
 def g_doubling_steps(curves: dict) -> np.ndarray:
-    """|Δ accuracy| per doubling of the noise scale g = εN/B between neighbouring batch
+    """``|Δ accuracy|`` per doubling of the noise scale g = εN/B between neighbouring batch
     sizes of every scan (points per doubling; seed-mean curves; NaN where a mean is missing),
     all cells concatenated."""
     return np.concatenate([np.abs(np.diff(np.nanmean(Y, axis=0))) / np.abs(np.diff(np.log2(e * n / b_all)))

@@ -478,10 +478,10 @@ def bin_probabilities(grid: np.ndarray, density: np.ndarray, edges: np.ndarray) 
 
 
 def steady_state_l1_error(grid: np.ndarray, dloss, diffusion, refine: int = 8) -> float:
-    """L1 distance Σ_j |p_grid − p_exact| h between the 1-D grid steady state
+    """L1 distance ``Σ_j |p_grid − p_exact| h`` between the 1-D grid steady state
     ``fp_steady_state(fp_operator_1d(grid, dloss, diffusion))`` and the closed form
     :func:`stationary_density_1d`, the latter integrated on a grid ``refine`` times finer
-    (so its own O(h²) trapezoid error is ``refine``² times smaller) and read at the grid's
+    (so its own O(h²) trapezoid error is refine² times smaller) and read at the grid's
     points. Dimensionless; O(h²) for smooth L' and D."""
     x = np.asarray(grid, dtype=float)
     p_grid = fp_steady_state(fp_operator_1d(x, dloss, diffusion))
@@ -557,7 +557,7 @@ def grid_mean(p: np.ndarray, field, cell_volume: float) -> float:
 
 
 def between_well_difference(p: np.ndarray, field, right: np.ndarray) -> float:
-    """|E[f | right] − E[f | not right]| under the grid density ``p``, with ``right`` a boolean
+    """``|E[f | right] − E[f | not right]|`` under the grid density ``p``, with ``right`` a boolean
     mask of one well: how much a mean of f moves when probability moves between the wells
     (units of f)."""
     f = np.asarray(field, float)

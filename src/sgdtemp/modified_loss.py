@@ -334,7 +334,7 @@ def extrapolated_trace_ratio(lrs, groups: np.ndarray, flows) -> dict:
     ``groups``: (G, n_lr, d) group means; ``flows``: one :func:`flow_endpoints` dict per
     learning rate. ρ(0) is the intercept of a quadratic in ε fitted to ρ(ε); its error adds
     in quadrature the Monte Carlo error (jackknife over groups) and the truncation
-    uncertainty |ρ(0)_quadratic − ρ(0)_linear|. Returns a dict with "eps", "rho", "rho_se"
+    uncertainty ``|ρ(0)_quadratic − ρ(0)_linear|``. Returns a dict with "eps", "rho", "rho_se"
     (jackknife s.e. per ε), "rho0" and "se" (dimensionless).
     """
     lrs = np.asarray(lrs, dtype=float)

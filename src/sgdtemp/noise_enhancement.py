@@ -225,7 +225,7 @@ def window_accuracy(cell: list[dict], like: list[dict] | None = None) -> np.ndar
 
 def collapse_coefficient(plain: dict, enhanced: dict, large_batch: int):
     """The collapse test on B_eff: coefficient of log₂ B at fixed B_eff, with a free level per
-    B_eff and per seed (:func:`sgdtemp.stats.fixed_effects_coefficient`); zero when only
+    B_eff and per seed (:func:`sgdtemp.stats.contrasts.fixed_effects_coefficient`); zero when only
     B_eff matters. ``plain`` and ``enhanced`` map each B_eff to per-seed values (the same
     seeds in the same order); a plain run has B = B_eff, an enhanced one B = ``large_batch``.
     Units: those of the values per doubling of B."""
@@ -242,7 +242,7 @@ def seeds_to_resolve(decision, n_seeds: int, dof_per_seed: float, dof_offset: in
                      ) -> tuple[float, int | None]:
     """For a claim's decision: the margin (agreement) or effect (directional) its test must
     be able to see, and the seeds at which its 80%-power detectable difference reaches it
-    (:func:`sgdtemp.stats.seeds_to_detect`, se ∝ 1/√n; None beyond 10,000 seeds)."""
+    (:func:`sgdtemp.stats.decisions.seeds_to_detect`, se ∝ 1/√n; None beyond 10,000 seeds)."""
     target = decision.margin if decision.kind == "agreement" else decision.effect
     return target, seeds_to_detect(target, decision.se, n_seeds, dof_per_seed, dof_offset)
 

@@ -442,7 +442,7 @@ def escape_summary(levels: np.ndarray, steps: np.ndarray, h: float, L_star: floa
     level are dropped (counted in ``unfinished``). Returns ``levels``, ``mean`` and ``se``
     (steps per level), ``slope`` (least-squares slope of log mean steps against log c) with
     ``slope_se`` (bootstrap over replicas, from ``rng``), ``theory`` (mean steps τ/η for each
-    of :data:`NOISE_MODELS`, monitored every step) with ``theory_slope`` on the same levels,
+    of ``NOISE_MODELS``, monitored every step) with ``theory_slope`` on the same levels,
     ``unfinished`` and ``h``.
     """
     T = lr / batch_size

@@ -146,7 +146,7 @@ PAPER_CLAIMS = (
 
 
 def combine(verdicts) -> str:
-    """The combination rule (:func:`sgdtemp.stats.joint_verdict`): ``fails`` if any fails,
+    """The combination rule (:func:`sgdtemp.stats.decisions.joint_verdict`): ``fails`` if any fails,
     ``holds`` if all hold (and there is at least one), ``unresolved`` otherwise."""
     return stats.joint_verdict(verdicts)
 

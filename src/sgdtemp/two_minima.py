@@ -383,7 +383,7 @@ class ExactTheory:
         """Predicted escape times from the sharp to the wide minimum at temperature T (SDE time).
 
         ``exact``: mean first-passage time of the SDE; ``pred``: the same with the target
-        moved out by β sqrt(2 D(θ_w) η) (discrete monitoring, :data:`CONTINUITY_BETA`);
+        moved out by β sqrt(2 D(θ_w) η) (discrete monitoring, ``CONTINUITY_BETA``);
         ``kramers``: Laplace's asymptotic 2π/sqrt(k_s|k_b|) · sqrt(D_b/D_s) · exp(ΔΨ_D);
         ``barrier_D``: ΔΨ_D = 2[Ψ(θ_b) − Ψ(θ_s)]/T, the barrier in units of D.
         """
@@ -491,7 +491,7 @@ def quadratic_split_error(problem: TwoMinimaProblem, basins: Basins, shift: floa
 
     Returns ``quadratic`` and ``exact`` (the excess E[L_test] − L_test(θ*_test) of the
     expansion and of the exact integral, loss units) and ``relative_error`` =
-    |quadratic − exact| / exact excess.
+    ``|quadratic − exact| / exact`` excess.
     """
     from sgdtemp.fokker_planck import stationary_density_1d
     from sgdtemp.shift import basin_decomposition_1d, expected_value

@@ -24,7 +24,7 @@ API_GROUPS = {
                                     "isotropic_minima", "modified_loss", "noise_enhancement",
                                     "evidence"),
     "Networks and their runs": ("data", "models", "training_config", "train", "curvature",
-                                "store", "sweep", "verify"),
+                                "batchnorm_temperature", "store", "sweep", "verify"),
     "The book's pages": ("plotting", "book_html"),
 }
 

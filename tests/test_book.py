@@ -109,3 +109,17 @@ def test_intro_maps_every_chapter_in_book_order():
             cited.append(label)
     expected = [chapter_label(c) for c in toc_chapters() if c != "intro"]
     assert cited == expected
+
+
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_every_named_figure_is_cited_by_numref(chapter):
+    """Issue 23: a figure a reader can cite is one the prose cites — every ``mystnb``
+    figure name in a chapter appears in a {numref} role of the same chapter."""
+    import jupytext
+
+    nb = jupytext.read(ROOT / "book" / f"{chapter}.md")
+    names = [c.metadata.get("mystnb", {}).get("figure", {}).get("name") for c in nb.cells
+             if c.cell_type == "code"]
+    text = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
+    uncited = [n for n in names if n and f"{{numref}}`{n}`" not in text]
+    assert not uncited, f"{chapter}: figures never cited with {{numref}}: {uncited}"

@@ -52,10 +52,17 @@ def test_bayesian_evidence_scans_batch_size_as_eps_n_over_g(fidelity):
     eps_m, n_m = be.momentum_cell(cfg)
     m = cfg.net_momentum
     g_m = [g for g in cfg.net_noise_scales if be.in_scan(eps_m, n_m, g, m)]
-    assert len(arms["momentum"]) == len(g_m) * S
-    for c, g in zip(arms["momentum"][::S], g_m):
+    M = cfg.net_momentum_seeds
+    assert len(arms["momentum"]) == len(g_m) * M
+    for c, g in zip(arms["momentum"][::M], g_m):
         assert c["momentum"] == m and c["lr"] == eps_m and c["n_train"] == n_m
         assert c["lr"] * c["n_train"] / (c["batch_size"] * (1 - m)) == pytest.approx(g, rel=1e-12)
+    # the scan cell it is compared with gets the seeds beyond the scan's, without momentum
+    base = arms["momentum_base"]
+    g_0 = [g for g in cfg.net_noise_scales if be.in_scan(eps_m, n_m, g)]
+    assert len(base) == len(g_0) * (M - S)
+    assert {c["seed"] for c in base} == {cfg.net_seed + s for s in range(S, M)}
+    assert all(c["momentum"] == 0.0 and (c["lr"], c["n_train"]) == (eps_m, n_m) for c in base)
 
 
 @pytest.mark.parametrize("fidelity", FIDELITIES)

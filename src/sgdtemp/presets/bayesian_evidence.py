@@ -68,6 +68,13 @@ def _net_grid_fits(cfg: Config) -> str | None:
     return None
 
 
+def _momentum_seeds(cfg: Config) -> str | None:
+    if cfg.net_momentum_seeds < cfg.net_seeds:
+        return (f"net_momentum_seeds must be at least net_seeds = {cfg.net_seeds}; "
+                f"got {cfg.net_momentum_seeds}.")
+    return None
+
+
 PARAMETERS = ParameterSet(
     chapter=CHAPTER,
     params=[
@@ -114,22 +121,32 @@ PARAMETERS = ParameterSet(
               "epochs of every network run"),
         Param("net_seeds", {"smoke": 2, "default": 6, "paper": 6}, in_range(2, 50, integer=True),
               "seeds per network run: net_seed, net_seed + 1, ..."),
+        # The momentum shift compares two cells' optima: its seeds were planned from its
+        # power on the 6-seed runs (stats.seeds_to_detect: 12), beyond the scan's.
+        Param("net_momentum_seeds", {"smoke": 2, "default": 12, "paper": 6},
+              in_range(2, 50, integer=True),
+              "seeds of the momentum arm and of the scan cell it is compared with (at least "
+              "net_seeds; the extra ones are the arm momentum_base, outside the scan)"),
         Param("net_seed", 0, in_range(0, 2**31 - 1, integer=True),
               "first seed of the network runs (apart from seed, which sets the toy replicas, so "
               "that re-running the chapter at another seed reads the same committed runs)"),
     ] + training_run_params(CHAPTER),
-    rules=[_two_classes, _grid, _net_grid_fits],
+    rules=[_two_classes, _grid, _net_grid_fits, _momentum_seeds],
 )
 
-NET_ARMS = ("scan", "momentum")
+NET_ARMS = ("scan", "momentum", "momentum_base")
 
 
 def net_configs(cfg: Config) -> dict[str, list[dict]]:
-    """The network runs: ``scan`` in the order ε, N, g, seed (the last fastest) and
-    ``momentum`` in the order g, seed, as complete training configurations."""
+    """The network runs: ``scan`` in the order ε, N, g, seed (the last fastest);
+    ``momentum`` in the order g, seed (``net_momentum_seeds`` seeds); ``momentum_base``, the
+    scan's cell at the momentum arm's (ε, N) without momentum for the seeds beyond
+    ``net_seeds`` (so that the momentum comparison has as many seeds on both sides while
+    every other claim reads the scan alone), as complete training configurations."""
     from sgdtemp.train import training_config
 
     seeds = [cfg.net_seed + i for i in range(cfg.net_seeds)]
+    m_seeds = [cfg.net_seed + i for i in range(cfg.net_momentum_seeds)]
 
     def run(eps, n, g, m, s):
         # Every epoch evaluates fixed subsets of 5,000 training and 5,000 test images: with
@@ -146,7 +163,9 @@ def net_configs(cfg: Config) -> dict[str, list[dict]]:
                  for g in cfg.net_noise_scales if in_scan(e, n, g) for s in seeds],
         "momentum": [run(eps_m, n_m, g, cfg.net_momentum, s)
                      for g in cfg.net_noise_scales if in_scan(eps_m, n_m, g, cfg.net_momentum)
-                     for s in seeds],
+                     for s in m_seeds],
+        "momentum_base": [run(eps_m, n_m, g, 0.0, s) for g in cfg.net_noise_scales
+                          if in_scan(eps_m, n_m, g) for s in m_seeds[len(seeds):]],
     }
 
 
@@ -157,7 +176,7 @@ def in_scan(eps: float, n: int, g: float, momentum: float = 0.0) -> bool:
 
 
 def training_configs(cfg: Config) -> list[dict]:
-    """Every network run of the chapter: the scans, then the momentum arm."""
+    """Every network run of the chapter: the scans, then the momentum arm and its base."""
     arms = net_configs(cfg)
     return [c for a in NET_ARMS for c in arms[a]]
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sgdtemp import evidence as ev
+from sgdtemp import stats
 from sgdtemp.regression import LogisticRegression
 
 
@@ -219,9 +220,9 @@ def test_scan_curve_peaks_and_end_gaps():
 
 
 def test_combined_and_bounded_verdicts():
-    assert ev.combined_verdict(["holds", "holds"]) == "holds"
-    assert ev.combined_verdict(["holds", "unresolved"]) == "unresolved"
-    assert ev.combined_verdict(iter(["unresolved", "fails"])) == "fails"
+    assert stats.joint_verdict(["holds", "holds"]) == "holds"
+    assert stats.joint_verdict(["holds", "unresolved"]) == "unresolved"
+    assert stats.joint_verdict(iter(["unresolved", "fails"])) == "fails"
     assert ev.bounded_verdict("holds", (-0.1, 0.1), 0.5, None) == "holds"
     assert ev.bounded_verdict("fails", (0.6, 0.9), 0.5, "lower") == "fails"
     assert ev.bounded_verdict("fails", (0.6, 0.9), 0.5, "upper") == "unresolved"

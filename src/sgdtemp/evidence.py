@@ -361,13 +361,6 @@ def end_gaps(Y: np.ndarray) -> np.ndarray:
     return d
 
 
-def combined_verdict(verdicts) -> str:
-    """The verdict of a claim made of parts: "fails" if any part fails, "holds" if every
-    part holds, "unresolved" otherwise."""
-    verdicts = list(verdicts)
-    return "fails" if "fails" in verdicts else ("holds" if set(verdicts) == {"holds"} else "unresolved")
-
-
 def interior_optimum_rows(curves: dict, sd_run: float, dof: int, effect: float) -> list[dict]:
     """One row per cell (ε, N) → (batch sizes, seeds × batch sizes) of ``curves``: the
     directional test that both ends of the scan lie below the best batch size.
@@ -376,7 +369,8 @@ def interior_optimum_rows(curves: dict, sd_run: float, dof: int, effect: float) 
     that matters ``effect`` (:func:`sgdtemp.stats.decisions.directional`, sign +1) with standard error
     ``sd_run``·√(2/n) for n seeds (one run's seed-paired noise, ``dof`` degrees of freedom).
     Keys: ``eps``, ``N``, ``n_B`` (batch sizes), ``gap_lowB``, ``gap_highB``, ``verdict``
-    (:func:`combined_verdict` of the two), and the seeds whose peak (:func:`seed_peaks`) is
+    (:func:`sgdtemp.stats.decisions.joint_verdict` of the two), and the seeds whose peak
+    (:func:`seed_peaks`) is
     ``interior``, at the ``low`` end or at the ``high`` end.
     """
     from sgdtemp import stats as st
@@ -387,7 +381,7 @@ def interior_optimum_rows(curves: dict, sd_run: float, dof: int, effect: float) 
                                1, dof) for g_ in end_gaps(Y).T]
         side = seed_peaks(b_all, Y)[:, 1]
         rows.append(dict(eps=eps, N=int(n), n_B=b_all.size, gap_lowB=gaps[0].estimate,
-                         gap_highB=gaps[1].estimate, verdict=combined_verdict(d.verdict for d in gaps),
+                         gap_highB=gaps[1].estimate, verdict=st.joint_verdict(d.verdict for d in gaps),
                          interior=int(np.sum(side == 0)), low=int(np.sum(side == -1)),
                          high=int(np.sum(side == 1))))
     return rows

@@ -123,7 +123,7 @@ PARAMETERS = ParameterSet(
               "seeds per network run: net_seed, net_seed + 1, ..."),
         # The momentum shift compares two cells' optima: its seeds were planned from its
         # power on the 6-seed runs (stats.seeds_to_detect: 12), beyond the scan's.
-        Param("net_momentum_seeds", {"smoke": 2, "default": 12, "paper": 6},
+        Param("net_momentum_seeds", {"smoke": 2, "default": 20, "paper": 6},
               in_range(2, 50, integer=True),
               "seeds of the momentum arm and of the scan cell it is compared with (at least "
               "net_seeds; the extra ones are the arm momentum_base, outside the scan)"),

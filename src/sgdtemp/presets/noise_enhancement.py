@@ -84,7 +84,7 @@ PARAMETERS = ParameterSet(
               "plain batch sizes, increasing; the last is the enhanced runs' B and the others their B_eff"),
         Param("net_steps", {"smoke": 80, "default": 2400, "paper": 16_000},
               in_range(1, 10_000_000, integer=True), "SGD steps of every plain and enhanced run"),
-        Param("net_seeds", {"smoke": 2, "default": 17, "paper": 17}, in_range(2, 50, integer=True),
+        Param("net_seeds", {"smoke": 2, "default": 22, "paper": 22}, in_range(2, 50, integer=True),
               "seeds per network run: net_seed, net_seed + 1, ..."),
         Param("net_seed", 0, in_range(0, 2**31 - 1, integer=True),
               "first seed of the network runs (apart from seed, which sets the toy replicas, so "

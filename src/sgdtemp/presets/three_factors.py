@@ -119,7 +119,7 @@ PARAMETERS = ParameterSet(
               "training-set sizes N the rescaling is repeated at"),
         Param("rescale_epochs", {"smoke": 2, "default": 10, "paper": 50},
               in_range(1, 10_000, integer=True), "epochs of every rescaling run"),
-        Param("rescale_seeds", {"smoke": 2, "default": 8, "paper": 8}, in_range(2, 50, integer=True),
+        Param("rescale_seeds", {"smoke": 2, "default": 10, "paper": 10}, in_range(2, 50, integer=True),
               "seeds per (β, N)"),
         Param("noise_scale_every", {"smoke": 1, "default": 2, "paper": 5},
               in_range(1, 10_000, integer=True),

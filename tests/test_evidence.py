@@ -244,6 +244,27 @@ def test_peak_shift_and_noise_scale():
     assert np.exp(ev.log_noise_scale(rows))[0] == pytest.approx(4.0)
 
 
+def test_noise_scale_at_optimum_reads_the_run_nearest_the_peak():
+    inner = np.array([(0, 0, 0, 1.0, 0), (0, 0, 0, 2.0, 0), (0, 0, 1, 4.0, 0), (0, 0, 1, 6.0, 0)])
+    peaks = np.array([[np.log(30.0), 0], [np.log(50.0), 0], [np.log(400.0), 1]])  # one censored
+
+    def rec(b, bs, se):
+        return {"config": {"batch_size": b}, "noise_scale": {"epoch": [0, 5], "b_simple": bs,
+                                                             "b_simple_stderr": se}}
+    recs = [rec(20, [1.0, 1.0], [1.0, 1.0]), rec(40, [100.0, 400.0], [10.0, 80.0]), rec(80, [5.0, 5.0], [1, 1])]
+    out = ev.noise_scale_at_optimum(peaks, inner, recs)
+    s = np.sqrt((0.25 + 0.25 + 1 + 1) / 2)  # as in peak_shift: 4 peaks − 2 cells
+    assert out.batch_size == 40 and out.censored == 1 and out.dof == 2
+    assert out.log_bopt == pytest.approx(np.log(np.sqrt(30.0 * 50.0)))
+    assert out.se_log_bopt == pytest.approx(s / np.sqrt(2))
+    assert out.log_ratio == pytest.approx(np.log(400.0 / np.sqrt(1500.0)))
+    assert out.se == pytest.approx(np.hypot(s / np.sqrt(2), 0.2))
+    with pytest.raises(ValueError, match="no interior peak"):
+        ev.noise_scale_at_optimum(np.array([[np.log(400.0), 1]]), inner, recs)
+    with pytest.raises(ValueError, match="noise-scale runs"):
+        ev.noise_scale_at_optimum(peaks, inner, [{"config": {"batch_size": 40}}])
+
+
 def test_doubling_steps_and_interior_rows():
     acc = np.array([[80.0, 84.0, 85.0, 82.0, 70.0], [82.0, 84.0, 87.0, 84.0, 72.0]])
     b, Y = ev.scan_curve(_table(acc), 0.1, 1000)

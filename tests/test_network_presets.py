@@ -63,6 +63,23 @@ def test_bayesian_evidence_scans_batch_size_as_eps_n_over_g(fidelity):
     assert len(base) == len(g_0) * (M - S)
     assert {c["seed"] for c in base} == {cfg.net_seed + s for s in range(S, M)}
     assert all(c["momentum"] == 0.0 and (c["lr"], c["n_train"]) == (eps_m, n_m) for c in base)
+    # the noise-scale arm repeats the scans at one ε for one seed no other arm uses, measuring B_simple
+    ns = arms["noise_scale"]
+    eps_ns = cfg.net_noise_scale_lr
+    assert [(c["n_train"], c["batch_size"]) for c in ns] == [
+        (n, round(eps_ns * n / g)) for n in cfg.net_n_trains for g in cfg.net_noise_scales
+        if be.in_scan(eps_ns, n, g)]
+    other_seeds = {c["seed"] for a in ("scan", "momentum", "momentum_base") for c in arms[a]}
+    assert {c["seed"] for c in ns} == {cfg.net_noise_scale_seed} and not other_seeds & {cfg.net_noise_scale_seed}
+    assert all(c["noise_scale_every"] == cfg.net_noise_scale_every and c["lr"] == eps_ns
+               and c["momentum"] == 0.0 and c["curvature_examples"] == min(c["n_train"], 2048) for c in ns)
+
+
+def test_bayesian_evidence_refuses_a_noise_scale_arm_off_its_grid():
+    with pytest.raises(ValueError, match="net_noise_scale_lr must be one of net_lrs"):
+        be.PARAMETERS.resolve(fidelity="default", net_noise_scale_lr=0.07)
+    with pytest.raises(ValueError, match="net_noise_scale_seed must lie outside"):
+        be.PARAMETERS.resolve(fidelity="default", net_noise_scale_seed=3)
 
 
 @pytest.mark.parametrize("fidelity", FIDELITIES)

@@ -450,6 +450,65 @@ def peak_shift(peaks_1: np.ndarray, peaks_2: np.ndarray, inner: np.ndarray) -> P
     return PeakShift(shift, se, dof, bound, int((peaks_1[:, 1] != 0).sum()), int((peaks_2[:, 1] != 0).sum()))
 
 
+@dataclass(frozen=True)
+class NoiseScaleAtOptimum:
+    """A scan cell's optimal batch size set beside the gradient noise scale of its networks
+    (:func:`noise_scale_at_optimum`).
+
+    ``log_bopt``: the mean log B_peak of the cell's interior seed peaks, ± ``se_log_bopt``
+    (the spread of one log peak pooled over all cells, ``dof`` degrees of freedom);
+    ``censored``: the cell's seeds whose peak sits at an end of the scan; ``batch_size``: the
+    scan's batch size nearest exp(log_bopt), the run B_simple is read from; ``epochs``,
+    ``b_simple``, ``b_simple_se``: B_simple = tr Σ/|G|² (examples) and its jackknife error at
+    each checkpoint of that run (inf where |G|² was not resolved)."""
+
+    log_bopt: float
+    se_log_bopt: float
+    dof: int
+    censored: int
+    batch_size: int
+    epochs: np.ndarray
+    b_simple: np.ndarray
+    b_simple_se: np.ndarray
+
+    @property
+    def log_ratio(self) -> float:
+        """ln(B_simple/B_opt) at the last checkpoint: > 0 when the optimum lies in the
+        noise-dominated regime (natural-log units)."""
+        return float(np.log(self.b_simple[-1]) - self.log_bopt)
+
+    @property
+    def se(self) -> float:
+        """Standard error of :attr:`log_ratio`: √(se_log_bopt² + (se_B/B)²), the second term
+        the delta-method error of ln B_simple (the two come from different runs)."""
+        return float(np.hypot(self.se_log_bopt, self.b_simple_se[-1] / self.b_simple[-1]))
+
+
+def noise_scale_at_optimum(peaks: np.ndarray, inner: np.ndarray, records) -> NoiseScaleAtOptimum:
+    """B_opt of one cell, from its :func:`seed_peaks` rows ``peaks`` ``(log B_peak, side)``,
+    against B_simple measured along the run of ``records`` (the cell's noise-scale runs, one
+    per batch size, each with a ``noise_scale`` series) whose batch size is nearest B_opt in
+    log B. The log peak's error is the pooled spread of ``inner`` (:func:`peak_rows` rows with
+    side 0, as in :func:`peak_shift`) over √(interior peaks of the cell)."""
+    resid = [r[3] - inner[inner[:, 2] == r[2], 3].mean() for r in inner]
+    dof = len(inner) - len(np.unique(inner[:, 2]))
+    if dof < 1:
+        raise ValueError("inner must hold more interior peaks than cells to pool their spread.")
+    s = float(np.sqrt(np.sum(np.square(resid)) / dof))
+    lp = peaks[peaks[:, 1] == 0, 0]
+    if lp.size == 0:
+        raise ValueError("the cell has no interior peak: its optimum is only a bound.")
+    log_bopt = float(lp.mean())
+    records = list(records)
+    if not records or any("noise_scale" not in r for r in records):
+        raise ValueError("records must be the cell's noise-scale runs, each with a noise_scale series.")
+    r = min(records, key=lambda r: abs(np.log(r["config"]["batch_size"]) - log_bopt))
+    ns = r["noise_scale"]
+    return NoiseScaleAtOptimum(log_bopt, s / np.sqrt(lp.size), dof, int((peaks[:, 1] != 0).sum()),
+                               int(r["config"]["batch_size"]), np.asarray(ns["epoch"], float),
+                               np.asarray(ns["b_simple"], float), np.asarray(ns["b_simple_stderr"], float))
+
+
 def bounded_verdict(verdict: str, interval: tuple[float, float], margin: float, bound: str | None) -> str:
     """The verdict of an equivalence test whose estimate may be only a bound.
 

@@ -10,7 +10,11 @@ time ε·steps = ε·E·N/B at equal noise scale g = εN/B). For every learning 
 B = εN/g over the noise scales g in ``net_noise_scales``, ``net_seeds`` seeds each (a g
 whose B would be below one example is left out of that cell's scan: the scan of a cell ends
 at g = εN); a momentum arm repeats the scan at the smallest ε and the middle N with
-momentum m = ``net_momentum`` and B = εN/((1 − m)g).
+momentum m = ``net_momentum`` and B = εN/((1 − m)g); a noise-scale arm repeats the scans
+at ε = ``net_noise_scale_lr`` for one more seed, ``net_noise_scale_seed`` (outside every
+other arm, so that the runs that locate B_opt are not the ones that measure B_simple), and
+measures the gradient noise scale B_simple = tr Σ/|G|² of each run's training set every
+``net_noise_scale_every`` epochs.
 """
 
 from __future__ import annotations
@@ -75,6 +79,17 @@ def _momentum_seeds(cfg: Config) -> str | None:
     return None
 
 
+def _noise_scale_arm(cfg: Config) -> str | None:
+    if cfg.net_noise_scale_lr not in list(cfg.net_lrs):
+        return (f"net_noise_scale_lr must be one of net_lrs {list(cfg.net_lrs)!r}; "
+                f"got {cfg.net_noise_scale_lr!r}.")
+    used = max(cfg.net_seeds, cfg.net_momentum_seeds)
+    if cfg.net_seed <= cfg.net_noise_scale_seed < cfg.net_seed + used:
+        return (f"net_noise_scale_seed must lie outside the other arms' seeds "
+                f"{cfg.net_seed}…{cfg.net_seed + used - 1}; got {cfg.net_noise_scale_seed}.")
+    return None
+
+
 PARAMETERS = ParameterSet(
     chapter=CHAPTER,
     params=[
@@ -127,14 +142,22 @@ PARAMETERS = ParameterSet(
               in_range(2, 50, integer=True),
               "seeds of the momentum arm and of the scan cell it is compared with (at least "
               "net_seeds; the extra ones are the arm momentum_base, outside the scan)"),
+        Param("net_noise_scale_lr", {"smoke": 0.1, "default": 0.1, "paper": 0.1}, in_range(1e-4, 2.0),
+              "learning rate ε of the noise-scale arm (one of net_lrs: its cells' scans are "
+              "repeated with B_simple measured)"),
+        Param("net_noise_scale_seed", 100, in_range(0, 2**31 - 1, integer=True),
+              "the one seed of the noise-scale arm (outside the other arms' seeds)"),
+        Param("net_noise_scale_every", {"smoke": 1, "default": 5, "paper": 10},
+              in_range(1, 10_000, integer=True),
+              "epochs between measurements of B_simple in the noise-scale arm (and at the last)"),
         Param("net_seed", 0, in_range(0, 2**31 - 1, integer=True),
               "first seed of the network runs (apart from seed, which sets the toy replicas, so "
               "that re-running the chapter at another seed reads the same committed runs)"),
     ] + training_run_params(CHAPTER),
-    rules=[_two_classes, _grid, _net_grid_fits, _momentum_seeds],
+    rules=[_two_classes, _grid, _net_grid_fits, _momentum_seeds, _noise_scale_arm],
 )
 
-NET_ARMS = ("scan", "momentum", "momentum_base")
+NET_ARMS = ("scan", "momentum", "momentum_base", "noise_scale")
 
 
 def net_configs(cfg: Config) -> dict[str, list[dict]]:
@@ -142,20 +165,23 @@ def net_configs(cfg: Config) -> dict[str, list[dict]]:
     ``momentum`` in the order g, seed (``net_momentum_seeds`` seeds); ``momentum_base``, the
     scan's cell at the momentum arm's (ε, N) without momentum for the seeds beyond
     ``net_seeds`` (so that the momentum comparison has as many seeds on both sides while
-    every other claim reads the scan alone), as complete training configurations."""
+    every other claim reads the scan alone); ``noise_scale``, the scans at ε =
+    ``net_noise_scale_lr`` in the order N, g for the seed ``net_noise_scale_seed``, with
+    B_simple measured on min(N, 2048) of the run's training examples every
+    ``net_noise_scale_every`` epochs; as complete training configurations."""
     from sgdtemp.train import training_config
 
     seeds = [cfg.net_seed + i for i in range(cfg.net_seeds)]
     m_seeds = [cfg.net_seed + i for i in range(cfg.net_momentum_seeds)]
 
-    def run(eps, n, g, m, s):
+    def run(eps, n, g, m, s, **extra):
         # Every epoch evaluates fixed subsets of 5,000 training and 5,000 test images: with
         # 20 epochs of at most 5,120 images, evaluating more would cost more than training.
         return training_config(
             dataset="fashion_mnist", data_dir=cfg.data_dir, device=cfg.device, model="mlp",
             width=cfg.net_width, depth=1, n_train=n, lr=float(eps), momentum=float(m),
             batch_size=round(_batch(eps, n, g, m)), epochs=cfg.net_epochs, seed=s,
-            eval_train_examples=min(n, 5000), eval_test_examples=5000)
+            eval_train_examples=min(n, 5000), eval_test_examples=5000, **extra)
 
     eps_m, n_m = momentum_cell(cfg)
     return {
@@ -166,6 +192,10 @@ def net_configs(cfg: Config) -> dict[str, list[dict]]:
                      for s in m_seeds],
         "momentum_base": [run(eps_m, n_m, g, 0.0, s) for g in cfg.net_noise_scales
                           if in_scan(eps_m, n_m, g) for s in m_seeds[len(seeds):]],
+        "noise_scale": [run(cfg.net_noise_scale_lr, n, g, 0.0, cfg.net_noise_scale_seed,
+                            noise_scale_every=cfg.net_noise_scale_every, curvature_examples=min(n, 2048))
+                        for n in cfg.net_n_trains for g in cfg.net_noise_scales
+                        if in_scan(cfg.net_noise_scale_lr, n, g)],
     }
 
 

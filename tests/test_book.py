@@ -56,6 +56,9 @@ def test_strict_build_at_smoke_and_exact_claims_hold(smoke_book):
             assert claims, f"{chapter} published no claims"
             html = (smoke_book.html / "book" / f"{chapter}.html").read_text()
             assert "_images/" in html, f"{chapter} shows no figure"
+            # a word glued as Markdown and pasted with {glue:text} prints the object's repr
+            assert "IPython.core.display" not in html, \
+                f"{chapter} pastes a glued Markdown string with {{glue:text}}: cite it with {{glue:md}}"
         if chapter not in NETWORK_SCALE:
             failing += [f"{chapter}:{c['id']}" for c in claims or []
                         if must_hold(c) and not c["holds"]]

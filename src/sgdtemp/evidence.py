@@ -459,8 +459,8 @@ class NoiseScaleAtOptimum:
     (the spread of one log peak pooled over all cells, ``dof`` degrees of freedom);
     ``censored``: the cell's seeds whose peak sits at an end of the scan; ``batch_size``: the
     scan's batch size nearest exp(log_bopt), the run B_simple is read from; ``epochs``,
-    ``b_simple``, ``b_simple_se``: B_simple = tr Σ/|G|² (examples) and its jackknife error at
-    each checkpoint of that run (inf where |G|² was not resolved)."""
+    ``b_simple``, ``b_simple_se``: B_simple = tr Σ/‖G‖² (examples) and its jackknife error at
+    each checkpoint of that run (inf where ‖G‖² was not resolved)."""
 
     log_bopt: float
     se_log_bopt: float
@@ -473,14 +473,14 @@ class NoiseScaleAtOptimum:
 
     @property
     def log_ratio(self) -> float:
-        """ln(B_simple/B_opt) at the last checkpoint: > 0 when the optimum lies in the
-        noise-dominated regime (natural-log units)."""
+        """The natural log of B_simple over B_opt at the last checkpoint, positive when the
+        optimum lies in the noise-dominated regime."""
         return float(np.log(self.b_simple[-1]) - self.log_bopt)
 
     @property
     def se(self) -> float:
-        """Standard error of :attr:`log_ratio`: √(se_log_bopt² + (se_B/B)²), the second term
-        the delta-method error of ln B_simple (the two come from different runs)."""
+        """The standard error of :attr:`log_ratio`, √(se_log_bopt² + (se_B/B)²), the second
+        term the delta-method error of ln B_simple (the two come from different runs)."""
         return float(np.hypot(self.se_log_bopt, self.b_simple_se[-1] / self.b_simple[-1]))
 
 

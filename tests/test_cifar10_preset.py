@@ -115,8 +115,8 @@ def test_the_reference_grid_is_committed():
 
 def test_the_default_grid_is_the_stationary_grid_and_its_runs_are_committed():
     """Issue 21: ``--fidelity default`` is the stationary grid, plus the reference grid's two
-    long runs without weight decay (committed). Its sweep runs across sessions: until every
-    run is committed this is an expected failure that names how many are missing."""
+    long runs without weight decay, every run committed, with weight decay in the grid and
+    per-epoch weight-norm curves."""
     cfg = c10.PARAMETERS.resolve(fidelity="default")
     assert cfg.grid == "stationary" and Path(cfg.store) == REPO / "results" / "cifar10_temperature"
     runs = c10.training_configs(cfg)
@@ -124,10 +124,12 @@ def test_the_default_grid_is_the_stationary_grid_and_its_runs_are_committed():
     assert len(runs) == 36 and len(long) == 2 and all(c["weight_decay"] == 0.0 for c in long)
     store = ResultsStore(cfg.store)
     assert store.missing(long) == []
-    missing = store.missing(runs)
-    if missing:
-        pytest.xfail(f"the stationary sweep is under way: {len(missing)} of {len(runs)} runs not yet "
-                     f"committed (python -m sgdtemp sweep --preset cifar10_temperature:default)")
+    assert store.missing(runs) == [], "run: python -m sgdtemp sweep --preset cifar10_temperature:default"
+    grid = [c for t in c10.arm_configs(cfg)["grid"] for b in t for c in b]
+    assert grid and all(c["weight_decay"] > 0 for c in grid)
+    for c in runs:
+        curves = store.entry(c)["record"]["curves"]
+        assert len(curves["weight_sq_norm"]) == c["epochs"] + 1, "a norm per epoch, and at epoch 0"
 
 
 # ---------------------------------------------------------------- issue 21: the stationary grid

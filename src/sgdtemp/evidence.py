@@ -426,6 +426,15 @@ class PeakShift:
     censored_2: int
 
 
+def pooled_peak_spread(inner: np.ndarray) -> tuple[float, int]:
+    """The spread of one log peak, pooled over cells, from :func:`peak_rows` rows ``inner``
+    (side 0): s² = Σ(log peak − its cell's mean)²/dof, dof = peaks − cells; (NaN, dof) when
+    no degree of freedom is left. Units of log B."""
+    resid = [r[3] - inner[inner[:, 2] == r[2], 3].mean() for r in inner]
+    dof = len(inner) - len(np.unique(inner[:, 2]))
+    return (float(np.sqrt(np.sum(np.square(resid)) / dof)) if dof > 0 else np.nan), dof
+
+
 def peak_shift(peaks_1: np.ndarray, peaks_2: np.ndarray, inner: np.ndarray) -> PeakShift:
     """The log ratio of the optimal batch sizes of two cells, from :func:`seed_peaks` rows
     ``(log B_peak, side)`` of each.
@@ -437,9 +446,7 @@ def peak_shift(peaks_1: np.ndarray, peaks_2: np.ndarray, inner: np.ndarray) -> P
     its high-B end or the second at its low-B end bound the shift from below ("lower"), the
     opposite ends from above ("upper"); the shift is then the difference of all seeds' means.
     """
-    resid = [r[3] - inner[inner[:, 2] == r[2], 3].mean() for r in inner]
-    dof = len(inner) - len(np.unique(inner[:, 2]))
-    s = float(np.sqrt(np.sum(np.square(resid)) / dof)) if dof > 0 else np.nan
+    s, dof = pooled_peak_spread(inner)
     sides = (set(np.sign(peaks_1[peaks_1[:, 1] != 0, 1]).tolist())
              | set((-np.sign(peaks_2[peaks_2[:, 1] != 0, 1])).tolist()))
     bound = None if not sides else ("none" if len(sides) == 2 else ("lower" if 1.0 in sides else "upper"))
@@ -490,11 +497,9 @@ def noise_scale_at_optimum(peaks: np.ndarray, inner: np.ndarray, records) -> Noi
     per batch size, each with a ``noise_scale`` series) whose batch size is nearest B_opt in
     log B. The log peak's error is the pooled spread of ``inner`` (:func:`peak_rows` rows with
     side 0, as in :func:`peak_shift`) over √(interior peaks of the cell)."""
-    resid = [r[3] - inner[inner[:, 2] == r[2], 3].mean() for r in inner]
-    dof = len(inner) - len(np.unique(inner[:, 2]))
+    s, dof = pooled_peak_spread(inner)
     if dof < 1:
         raise ValueError("inner must hold more interior peaks than cells to pool their spread.")
-    s = float(np.sqrt(np.sum(np.square(resid)) / dof))
     lp = peaks[peaks[:, 1] == 0, 0]
     if lp.size == 0:
         raise ValueError("the cell has no interior peak: its optimum is only a bound.")
